@@ -1,0 +1,51 @@
+//! What every cluster command starts from: the validated inventory and its clients.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+
+use crate::inventory;
+use crate::patroni::PatroniClient;
+use crate::pg::PgParams;
+use crate::topology::Topology;
+
+pub struct Context {
+    pub inventory_path: PathBuf,
+    pub topo: Topology,
+}
+
+impl Context {
+    pub fn load(explicit: Option<&Path>) -> Result<Context, inventory::InventoryError> {
+        let path = inventory::locate(explicit)?;
+        let topo = inventory::load(&path)?;
+        Ok(Context {
+            inventory_path: path,
+            topo,
+        })
+    }
+
+    /// A client for read-only calls: credentials are sent when they resolve, else not needed.
+    pub fn patroni_reader(&self) -> anyhow::Result<PatroniClient> {
+        let password = self
+            .topo
+            .patroni
+            .password
+            .as_ref()
+            .and_then(|s| s.resolve().ok());
+        Ok(PatroniClient::new(&self.topo.patroni, password)?)
+    }
+
+    /// A client for unsafe calls: the password must resolve.
+    #[allow(dead_code)]
+    pub fn patroni_writer(&self) -> anyhow::Result<PatroniClient> {
+        let password = match &self.topo.patroni.password {
+            Some(s) => Some(s.resolve().context("Patroni REST API password")?),
+            None => None,
+        };
+        Ok(PatroniClient::new(&self.topo.patroni, password)?)
+    }
+
+    pub fn pg_params(&self) -> anyhow::Result<PgParams> {
+        PgParams::resolve(&self.topo.postgres).context("PostgreSQL connection settings")
+    }
+}

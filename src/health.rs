@@ -1,0 +1,264 @@
+//! Interpreting what members said: one consistent view per group, its leader, its problems.
+//!
+//! Pure functions over probes, unit-tested without a network.
+
+use crate::observe::GroupProbe;
+use crate::patroni::{ApiError, MemberDoc, Role};
+use crate::topology::{Endpoint, Group};
+
+#[derive(Debug, Clone)]
+pub struct MemberView {
+    pub name: String,
+    pub endpoint: Endpoint,
+    pub in_inventory: bool,
+    /// This member's own REST call failed.
+    pub api_error: Option<ApiError>,
+    /// The member as the group's DCS view describes it (None: not in that view).
+    pub doc: Option<MemberDoc>,
+}
+
+impl MemberView {
+    pub fn role(&self) -> Option<Role> {
+        self.doc.as_ref().map(MemberDoc::role)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct GroupView {
+    pub scope: String,
+    pub members: Vec<MemberView>,
+    /// Distinct member names that any answering member reports as leader.
+    pub leaders: Vec<String>,
+    pub paused: bool,
+    pub answered: usize,
+}
+
+impl GroupView {
+    /// The one leader, or why there is none to trust.
+    pub fn single_leader(&self) -> Result<&MemberView, String> {
+        if self.answered == 0 {
+            return Err(format!("no member of {} answers its REST API", self.scope));
+        }
+        match self.leaders.as_slice() {
+            [] => Err(format!("{} has no leader", self.scope)),
+            [one] => self.members.iter().find(|m| &m.name == one).ok_or_else(|| {
+                format!(
+                    "{} reports leader {one}, which it does not list",
+                    self.scope
+                )
+            }),
+            many => Err(format!(
+                "{} has {} leaders: {}",
+                self.scope,
+                many.len(),
+                many.join(", ")
+            )),
+        }
+    }
+
+    /// Everything an operator should look at, one sentence each.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Err(why) = self.single_leader() {
+            out.push(why);
+        }
+        for m in &self.members {
+            if let Some(e) = &m.api_error {
+                out.push(format!("{}: REST API {}", m.name, e));
+            }
+            match &m.doc {
+                None if m.in_inventory && self.answered > 0 => out.push(format!(
+                    "{}: not known to Patroni scope {}",
+                    m.name, self.scope
+                )),
+                Some(d) if !d.is_healthy() => out.push(format!(
+                    "{}: {} is {}",
+                    m.name,
+                    d.role().title().to_lowercase(),
+                    d.state
+                )),
+                _ => {}
+            }
+            if !m.in_inventory {
+                out.push(format!(
+                    "{}: member of {} but not in the inventory",
+                    m.name, self.scope
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// Merge the members' answers into one view of the group.
+pub fn group_view(group: &Group, probe: &GroupProbe) -> GroupView {
+    let answers: Vec<(&str, &crate::patroni::ClusterDoc)> = probe
+        .members
+        .iter()
+        .filter_map(|p| p.answer.as_ref().ok().map(|d| (p.name.as_str(), d)))
+        .collect();
+    // Prefer the view of a member that says it leads: it is the one that writes the DCS.
+    let authoritative = answers
+        .iter()
+        .find(|(name, doc)| {
+            doc.members
+                .iter()
+                .any(|m| m.name == *name && m.role().is_leader())
+        })
+        .or(answers.first())
+        .map(|(_, d)| *d);
+
+    let mut leaders: Vec<String> = Vec::new();
+    for (_, doc) in &answers {
+        for m in &doc.members {
+            if m.role().is_leader() && !leaders.contains(&m.name) {
+                leaders.push(m.name.clone());
+            }
+        }
+    }
+    // A member whose own /patroni role disagrees is caught by its own /cluster answer only when
+    // it runs a separate DCS view; the union above is what makes two leaders visible.
+
+    let mut members: Vec<MemberView> = group
+        .members
+        .iter()
+        .map(|m| MemberView {
+            name: m.name.clone(),
+            endpoint: m.pg.clone(),
+            in_inventory: true,
+            api_error: probe
+                .members
+                .iter()
+                .find(|p| p.name == m.name)
+                .and_then(|p| p.answer.as_ref().err().cloned()),
+            doc: authoritative.and_then(|d| d.members.iter().find(|x| x.name == m.name).cloned()),
+        })
+        .collect();
+    if let Some(doc) = authoritative {
+        for extra in doc
+            .members
+            .iter()
+            .filter(|x| group.member(&x.name).is_none())
+        {
+            members.push(MemberView {
+                name: extra.name.clone(),
+                endpoint: Endpoint::new(
+                    extra.host.clone().unwrap_or_default(),
+                    extra.port.unwrap_or(5432),
+                ),
+                in_inventory: false,
+                api_error: None,
+                doc: Some(extra.clone()),
+            });
+        }
+    }
+    GroupView {
+        scope: group.scope.clone(),
+        members,
+        leaders,
+        paused: authoritative.is_some_and(|d| d.pause),
+        answered: answers.len(),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::observe::MemberProbe;
+    use crate::patroni::ClusterDoc;
+    use crate::topology::{GroupKind, Member};
+
+    pub fn group(scope: &str, id: i32, names: &[(&str, &str)]) -> Group {
+        Group {
+            scope: scope.into(),
+            group_id: id,
+            kind: if id == 0 {
+                GroupKind::Coordinator
+            } else {
+                GroupKind::Worker
+            },
+            vip: None,
+            members: names
+                .iter()
+                .map(|(n, h)| Member {
+                    name: (*n).into(),
+                    pg: Endpoint::new(*h, 5432),
+                    api: format!("http://{h}:8008/").parse().unwrap(),
+                })
+                .collect(),
+        }
+    }
+
+    pub fn doc(members: &[(&str, &str, &str)]) -> ClusterDoc {
+        let ms: Vec<String> = members
+            .iter()
+            .map(|(n, role, state)| {
+                format!(
+                    r#"{{"name":"{n}","role":"{role}","state":"{state}","timeline":2,"lag":0}}"#
+                )
+            })
+            .collect();
+        serde_json::from_str(&format!(r#"{{"members":[{}]}}"#, ms.join(","))).unwrap()
+    }
+
+    pub fn probe(scope: &str, answers: Vec<(&str, Result<ClusterDoc, ApiError>)>) -> GroupProbe {
+        GroupProbe {
+            scope: scope.into(),
+            members: answers
+                .into_iter()
+                .map(|(n, a)| MemberProbe {
+                    name: n.into(),
+                    answer: a,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn one_leader_from_any_answer() {
+        let g = group("wk1", 1, &[("a", "10.0.0.1"), ("b", "10.0.0.2")]);
+        let d = doc(&[("a", "leader", "running"), ("b", "replica", "streaming")]);
+        let v = group_view(
+            &g,
+            &probe(
+                "wk1",
+                vec![
+                    ("a", Err(ApiError::Connect("refused".into()))),
+                    ("b", Ok(d)),
+                ],
+            ),
+        );
+        assert_eq!(v.single_leader().unwrap().name, "a");
+        assert_eq!(
+            v.problems(),
+            vec!["a: REST API cannot connect: refused".to_string()]
+        );
+    }
+
+    #[test]
+    fn two_leaders_is_reported() {
+        let g = group("wk1", 1, &[("a", "10.0.0.1"), ("b", "10.0.0.2")]);
+        let da = doc(&[("a", "leader", "running"), ("b", "replica", "streaming")]);
+        let db = doc(&[("a", "replica", "running"), ("b", "leader", "running")]);
+        let v = group_view(&g, &probe("wk1", vec![("a", Ok(da)), ("b", Ok(db))]));
+        assert_eq!(v.single_leader().unwrap_err(), "wk1 has 2 leaders: a, b");
+    }
+
+    #[test]
+    fn no_leader_and_nobody_answering() {
+        let g = group("wk1", 1, &[("a", "10.0.0.1"), ("b", "10.0.0.2")]);
+        let d = doc(&[("a", "replica", "stopped"), ("b", "replica", "running")]);
+        let v = group_view(&g, &probe("wk1", vec![("a", Ok(d.clone())), ("b", Ok(d))]));
+        assert_eq!(v.single_leader().unwrap_err(), "wk1 has no leader");
+        assert!(v.problems().contains(&"a: replica is stopped".to_string()));
+        let t = ApiError::Timeout(std::time::Duration::from_secs(2));
+        let v = group_view(
+            &g,
+            &probe("wk1", vec![("a", Err(t.clone())), ("b", Err(t))]),
+        );
+        assert_eq!(
+            v.single_leader().unwrap_err(),
+            "no member of wk1 answers its REST API"
+        );
+    }
+}

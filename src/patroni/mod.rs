@@ -1,0 +1,7 @@
+//! Patroni REST API: the client and the documents it reads.
+
+mod client;
+mod model;
+
+pub use client::{ApiError, PatroniClient};
+pub use model::{ClusterDoc, Lag, MemberDoc, Role};
