@@ -93,7 +93,17 @@ pub fn load(path: &Path) -> Result<Topology, InventoryError> {
 
 /// Validate inventory text as if it came from `path` (used by tests and by `load`).
 pub fn parse(path: &Path, text: &str) -> Result<Topology, InventoryError> {
-    let raw: raw::RawInventory = serde_saphyr::from_str(text).map_err(|e| {
+    let mut field = String::new();
+    let mut options = serde_saphyr::Options::default();
+    options.with_snippet = false;
+    let parsed = serde_saphyr::with_deserializer_from_str_with_options(text, options, |de| {
+        serde_path_to_error::deserialize::<_, raw::RawInventory>(de).map_err(|e| {
+            // Spanned<T> shows up as a `.value` step; `?` is serde's "no path".
+            field = e.path().to_string().replace(".value", "").replace('?', "");
+            e.into_inner()
+        })
+    });
+    let raw = parsed.map_err(|e| {
         let (line, column) = e
             .location()
             .map(|l| (l.line(), l.column()))
@@ -102,7 +112,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Topology, InventoryError> {
             file: path.to_owned(),
             line,
             column,
-            field: String::new(),
+            field: if field == "." {
+                String::new()
+            } else {
+                field.clone()
+            },
             message: yaml_message(&e),
             hint: None,
         }
@@ -110,14 +124,77 @@ pub fn parse(path: &Path, text: &str) -> Result<Topology, InventoryError> {
     validate(path, raw)
 }
 
-/// serde-saphyr's Display can quote the offending source line; that line may hold a secret,
-/// so only the first line of the message is kept and the position is reported separately.
+/// serde-saphyr's message, without its own position prefix (reported separately) and without
+/// any quoted source text (which could hold a secret).
 fn yaml_message(e: &serde_saphyr::Error) -> String {
     let full = e.to_string();
-    let first = full.lines().next().unwrap_or("invalid YAML").trim();
-    let first = match first.find(" at line ") {
-        Some(i) => &first[..i],
-        None => first,
+    let mut msg = full.lines().next().unwrap_or("invalid YAML").trim();
+    for prefix in ["error: "] {
+        msg = msg.strip_prefix(prefix).unwrap_or(msg);
+    }
+    if let Some(rest) = msg.strip_prefix("line ") {
+        // "line 3 column 9: invalid u16"
+        if let Some((_, tail)) = rest.split_once(": ") {
+            msg = tail;
+        }
+    }
+    let msg = msg.split(", set DuplicateKeyPolicy").next().unwrap_or(msg);
+    let msg = match msg.rfind(" at line ") {
+        Some(i) => &msg[..i],
+        None => msg,
     };
-    first.trim_end_matches(':').to_string()
+    match msg {
+        "invalid u16" => "expected a port number from 1 to 65535".to_owned(),
+        m if m.starts_with("invalid i64") || m.starts_with("invalid i32") => {
+            "expected a whole number".to_owned()
+        }
+        m => m.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topology::{Endpoint, GroupKind};
+
+    #[test]
+    fn the_documented_example_parses_into_the_model() {
+        let path = Path::new("tests/inventory/valid/example.yml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let t = parse(path, &text).unwrap();
+        assert_eq!(t.name, "prod");
+        assert_eq!(t.databases, vec!["postgres"]);
+        assert_eq!(t.scopes(), vec!["cn", "wk1", "wk2"]);
+        let cn = t.coordinator();
+        assert_eq!((cn.group_id, cn.kind), (0, GroupKind::Coordinator));
+        assert_eq!(
+            cn.vip.as_ref().unwrap().ro,
+            Some(Endpoint::new("10.10.10.141", 5432))
+        );
+        let wk1 = t.group_by_scope("wk1").unwrap();
+        assert_eq!(wk1.group_id, 1);
+        let pg4 = wk1.member("pg4").unwrap();
+        assert_eq!(pg4.pg, Endpoint::new("10.10.10.133", 5433));
+        assert_eq!(pg4.api.as_str(), "https://10.10.10.133:8009/");
+        assert_eq!(
+            wk1.member("pg3").unwrap().api.as_str(),
+            "http://10.10.10.132:8008/"
+        );
+        assert!(t.group_by_scope("wk2").unwrap().vip.is_none());
+        assert_eq!(t.patroni.timeout, std::time::Duration::from_secs(2));
+        assert_eq!(t.patroni.username.as_deref(), Some("patroni"));
+    }
+
+    #[test]
+    fn single_database_string_and_host_port_vips() {
+        let text = "name: x\ndatabases: app\ncoordinator:\n  scope: cn\n  vip: { rw: '[::1]:6432', ro: '[::1]:6433' }\n  members: [{ name: a, host: '::1', port: 5433 }]\n";
+        let t = parse(Path::new("x.yml"), text).unwrap();
+        assert_eq!(t.databases, vec!["app"]);
+        let v = t.coordinator().vip.clone().unwrap();
+        assert_eq!(v.rw.to_string(), "[::1]:6432");
+        assert_eq!(
+            t.coordinator().members[0].api.as_str(),
+            "http://[::1]:8008/"
+        );
+    }
 }

@@ -1,0 +1,56 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_citusctl_global_optspecs
+    string join \n i/inventory= v/verbose h/help V/version
+end
+
+function __fish_citusctl_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_citusctl_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_citusctl_using_subcommand
+    set -l cmd (__fish_citusctl_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c citusctl -n "__fish_citusctl_needs_command" -s i -l inventory -d 'Inventory file [default: $CITUSCTL_INVENTORY, ./citusctl.yml, ~/.config/citusctl/inventory.yml]' -r -F
+complete -c citusctl -n "__fish_citusctl_needs_command" -s v -l verbose -d 'More detail on stderr (-v: info, -vv: debug). Also: CITUSCTL_LOG=debug'
+complete -c citusctl -n "__fish_citusctl_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c citusctl -n "__fish_citusctl_needs_command" -s V -l version -d 'Print version'
+complete -c citusctl -n "__fish_citusctl_needs_command" -f -a "list" -d 'Show every group and member, and whether pg_dist_node agrees with Patroni'
+complete -c citusctl -n "__fish_citusctl_needs_command" -f -a "completions" -d 'Print the shell completion script for SHELL to stdout'
+complete -c citusctl -n "__fish_citusctl_needs_command" -f -a "generate-assets"
+complete -c citusctl -n "__fish_citusctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c citusctl -n "__fish_citusctl_using_subcommand list" -s f -l format -d 'Output format' -r -f -a "pretty\t'Tables for people'
+json\t'One JSON document (with `format_version`)'
+yaml\t'The same document as YAML'
+tsv\t'Tab-separated values, one line per row, with a header line'"
+complete -c citusctl -n "__fish_citusctl_using_subcommand list" -s w -l watch -d 'Redraw every SECONDS until interrupted' -r
+complete -c citusctl -n "__fish_citusctl_using_subcommand list" -s i -l inventory -d 'Inventory file [default: $CITUSCTL_INVENTORY, ./citusctl.yml, ~/.config/citusctl/inventory.yml]' -r -F
+complete -c citusctl -n "__fish_citusctl_using_subcommand list" -s W -d 'Redraw every 2 seconds until interrupted'
+complete -c citusctl -n "__fish_citusctl_using_subcommand list" -s v -l verbose -d 'More detail on stderr (-v: info, -vv: debug). Also: CITUSCTL_LOG=debug'
+complete -c citusctl -n "__fish_citusctl_using_subcommand list" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c citusctl -n "__fish_citusctl_using_subcommand list" -s V -l version -d 'Print version'
+complete -c citusctl -n "__fish_citusctl_using_subcommand completions" -s i -l inventory -d 'Inventory file [default: $CITUSCTL_INVENTORY, ./citusctl.yml, ~/.config/citusctl/inventory.yml]' -r -F
+complete -c citusctl -n "__fish_citusctl_using_subcommand completions" -s v -l verbose -d 'More detail on stderr (-v: info, -vv: debug). Also: CITUSCTL_LOG=debug'
+complete -c citusctl -n "__fish_citusctl_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c citusctl -n "__fish_citusctl_using_subcommand completions" -s V -l version -d 'Print version'
+complete -c citusctl -n "__fish_citusctl_using_subcommand generate-assets" -s i -l inventory -d 'Inventory file [default: $CITUSCTL_INVENTORY, ./citusctl.yml, ~/.config/citusctl/inventory.yml]' -r -F
+complete -c citusctl -n "__fish_citusctl_using_subcommand generate-assets" -s v -l verbose -d 'More detail on stderr (-v: info, -vv: debug). Also: CITUSCTL_LOG=debug'
+complete -c citusctl -n "__fish_citusctl_using_subcommand generate-assets" -s h -l help -d 'Print help'
+complete -c citusctl -n "__fish_citusctl_using_subcommand generate-assets" -s V -l version -d 'Print version'
+complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list completions generate-assets help" -f -a "list" -d 'Show every group and member, and whether pg_dist_node agrees with Patroni'
+complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list completions generate-assets help" -f -a "completions" -d 'Print the shell completion script for SHELL to stdout'
+complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list completions generate-assets help" -f -a "generate-assets"
+complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list completions generate-assets help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
