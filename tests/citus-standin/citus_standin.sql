@@ -1,0 +1,636 @@
+-- =====================================================================================================================
+-- citus_standin.sql -- A TEST STAND-IN FOR THE CITUS 13.2 NODE-MANAGEMENT SQL SURFACE. THIS IS NOT CITUS.
+--
+-- Used by the citusctl test harness (tests/cluster/cluster.sh) when the Citus extension is not installed on the test
+-- machine. It is plain PL/pgSQL on stock PostgreSQL 15 (+ the dblink contrib extension), installed into pg_catalog on
+-- the coordinator leader only, so that `pg_catalog.pg_dist_node` and `pg_catalog.citus_*` resolve exactly as with
+-- real Citus. It distributes nothing, runs no maintenance daemon and replicates no metadata to workers.
+--
+-- Install (as a superuser, in database postgres of the coordinator leader; re-running refreshes the functions):
+--     psql -X -v ON_ERROR_STOP=1 -f citus_standin.sql
+-- Uses `SET LOCAL allow_system_table_mods = on` to create tables in pg_catalog.
+--
+-- Reproduced (texts and SQLSTATEs verbatim from /work/shared/reference/citus-node-api-observed.md, Citus 13.2.2):
+--   * type noderole ('primary','secondary','unavailable'); table pg_dist_node with the 13 columns, defaults, NOT NULLs,
+--     pg_dist_node_pkey, UNIQUE pg_dist_node_nodename_nodeport_key (nodename, nodeport), CHECK
+--     primaries_are_only_allowed_in_the_default_cluster; sequences pg_dist_node_nodeid_seq, pg_dist_groupid_seq;
+--     pg_dist_local_group (one row: 0), pg_dist_authinfo, pg_dist_shard, pg_dist_placement (reduced to what is used).
+--   * citus_add_node: lookup by (host, port) only -> existing nodeid, other arguments ignored, no lock (works on a
+--     standby). New node: ExclusiveLock on pg_dist_node (so on a standby: "cannot acquire lock mode ExclusiveLock on
+--     database objects while recovery is in progress"); "group %d already has a primary node" (XX000), then
+--     "primaries must be added to the default cluster" (XX000); nodeid from the sequence (consumed by failures too);
+--     secondaries inserted without connecting (group 0: hasmetadata/metadatasynced t, shouldhaveshards f; others
+--     f/f/t); a new primary is connected to with dblink (credentials from pg_dist_authinfo, as Citus does):
+--     unreachable -> 08006 "connection to the remote node postgres@H:P failed with the following error: <libpq>",
+--     read-only -> WARNING "cannot execute UPDATE in a read-only transaction" (25006) + ERROR "failure on connection
+--     marked as essential: H:P" (XX000). Default groupid = nextval('pg_dist_groupid_seq').
+--   * citus_update_node (STRICT): address check first (55000 "there is already another node with the specified
+--     hostname and port"; same row -> no-op without locks), then P0002 "node %u not found" (unsigned id); a real
+--     change of a primary takes the group lock (below) until the end of the transaction; on a standby a real change
+--     fails with "cannot assign TransactionIds during recovery" (XX000; raised explicitly, PL/pgSQL cannot hit it).
+--   * citus_pause_node_within_txn: same group lock, P0002 for unknown ids, secondaries: no lock. Accepted outside a
+--     transaction block too (the lock then ends with the statement), as in Citus.
+--   * citus_remove_node / citus_disable_node: 'node at "H:P" does not exist'; a primary whose group holds shard
+--     placements (pg_dist_placement) -> the "because because" error with DETAIL/HINT; disable: coordinator and
+--     "first worker" errors; citus_activate_node on a secondary returns its id and changes nothing.
+--   * citus_set_coordinator_host (insert or update of the group 0 row), citus_get_active_worker_nodes (active
+--     primaries of groups <> 0, active secondaries when citus.use_secondary_nodes = 'always'), citus_is_coordinator,
+--     citus_version, citus_add_secondary_node, citus_add_inactive_node, master_add_node, master_update_node.
+--
+-- The group lock: Citus takes AccessExclusiveLock on the "co-located shards metadata" advisory locks of every shard in
+-- the group (writers take ShareLock). The stand-in takes ONE transaction-level advisory lock per group:
+--     pg_advisory_xact_lock(1129878611, groupid)        -- pg_locks: classid 1129878611, objid groupid, objsubid 2
+-- citus_standin.lock_group_shared(groupid) takes the shared form, to play a writer in tests. With force => true the
+-- updater waits lock_cooldown ms, then terminates the holders (pg_terminate_backend), as Citus does.
+--
+-- Shards: citus_standin.create_distributed_table(regclass, shard_count) records shards round-robin over the active
+-- worker primary groups in pg_dist_shard/pg_dist_placement (shard ids from 102008 as in Citus). The table itself stays
+-- a plain local table on the coordinator. The harness distributes public.citusctl_test_events, so every worker group
+-- registered at start holds shards and cannot be removed, while a group added later is empty and removable.
+--
+-- NOT reproduced (known differences):
+--   * no metadata on workers, no metadatasynced=false window after changes, so never "... is a metadata node, but is
+--     out of sync"; citus_update_node does not mark workers out of sync;
+--   * citus.metadata_sync_mode = 'nontransactional' refusals; "operation is not allowed on this node" on workers
+--     (the stand-in exists on the coordinator group only); citus_check_cluster_node_health();
+--   * GUCs: without the Citus library, citus.* are plain placeholder GUCs: `ALTER SYSTEM SET
+--     citus.use_secondary_nodes = 'always'` + reload works (superuser), `PGOPTIONS='-c citus.use_secondary_nodes=always'`
+--     works, but so does a session `SET citus.use_secondary_nodes = ...`, which real Citus refuses (55P02) -- and
+--     values are not validated. No query routing to secondaries happens, of course.
+-- =====================================================================================================================
+
+BEGIN;
+SET LOCAL allow_system_table_mods = on;
+SET LOCAL client_min_messages = warning;
+
+CREATE SCHEMA IF NOT EXISTS citus_standin;
+COMMENT ON SCHEMA citus_standin IS 'citusctl test harness: Citus stand-in helpers (not Citus)';
+CREATE EXTENSION IF NOT EXISTS dblink WITH SCHEMA citus_standin;
+
+DO $$
+BEGIN
+    IF to_regtype('pg_catalog.noderole') IS NULL THEN
+        CREATE TYPE pg_catalog.noderole AS ENUM ('primary', 'secondary', 'unavailable');
+    END IF;
+END
+$$;
+
+CREATE SEQUENCE IF NOT EXISTS pg_catalog.pg_dist_groupid_seq MINVALUE 1 MAXVALUE 4294967296;
+CREATE SEQUENCE IF NOT EXISTS pg_catalog.pg_dist_node_nodeid_seq MINVALUE 1 MAXVALUE 4294967296;
+CREATE SEQUENCE IF NOT EXISTS pg_catalog.pg_dist_shardid_seq MINVALUE 102008 NO MAXVALUE;
+CREATE SEQUENCE IF NOT EXISTS pg_catalog.pg_dist_placement_placementid_seq MINVALUE 1 NO MAXVALUE;
+
+CREATE TABLE IF NOT EXISTS pg_catalog.pg_dist_node (
+    nodeid            integer            NOT NULL DEFAULT nextval('pg_catalog.pg_dist_node_nodeid_seq'::regclass),
+    groupid           integer            NOT NULL DEFAULT nextval('pg_catalog.pg_dist_groupid_seq'::regclass),
+    nodename          text               NOT NULL,
+    nodeport          integer            NOT NULL DEFAULT 5432,
+    noderack          text               NOT NULL DEFAULT 'default'::text,
+    hasmetadata       boolean            NOT NULL DEFAULT false,
+    isactive          boolean            NOT NULL DEFAULT true,
+    noderole          pg_catalog.noderole NOT NULL DEFAULT 'primary'::pg_catalog.noderole,
+    nodecluster       name               NOT NULL DEFAULT 'default'::name,
+    metadatasynced    boolean                     DEFAULT false,
+    shouldhaveshards  boolean            NOT NULL DEFAULT true,
+    nodeisclone       boolean            NOT NULL DEFAULT false,
+    nodeprimarynodeid integer            NOT NULL DEFAULT 0,
+    CONSTRAINT pg_dist_node_pkey PRIMARY KEY (nodeid),
+    CONSTRAINT pg_dist_node_nodename_nodeport_key UNIQUE (nodename, nodeport),
+    CONSTRAINT primaries_are_only_allowed_in_the_default_cluster
+        CHECK (NOT (nodecluster <> 'default'::name AND noderole = 'primary'::pg_catalog.noderole))
+);
+ALTER SEQUENCE pg_catalog.pg_dist_node_nodeid_seq OWNED BY pg_catalog.pg_dist_node.nodeid;
+
+CREATE TABLE IF NOT EXISTS pg_catalog.pg_dist_local_group (
+    groupid integer NOT NULL
+);
+INSERT INTO pg_catalog.pg_dist_local_group (groupid)
+    SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_local_group);
+
+CREATE TABLE IF NOT EXISTS pg_catalog.pg_dist_authinfo (
+    nodeid   integer NOT NULL,
+    rolename name    NOT NULL,
+    authinfo text    NOT NULL,
+    CONSTRAINT pg_dist_authinfo_identification UNIQUE (rolename, nodeid)
+);
+REVOKE ALL ON pg_catalog.pg_dist_authinfo FROM PUBLIC;
+
+CREATE TABLE IF NOT EXISTS pg_catalog.pg_dist_shard (
+    logicalrelid  regclass NOT NULL,
+    shardid       bigint   NOT NULL,
+    shardstorage  "char"   NOT NULL DEFAULT 't',
+    shardminvalue text,
+    shardmaxvalue text,
+    CONSTRAINT pg_dist_shard_shardid_index UNIQUE (shardid)
+);
+
+CREATE TABLE IF NOT EXISTS pg_catalog.pg_dist_placement (
+    placementid bigint  NOT NULL DEFAULT nextval('pg_catalog.pg_dist_placement_placementid_seq'::regclass),
+    shardid     bigint  NOT NULL,
+    shardstate  integer NOT NULL DEFAULT 1,
+    shardlength bigint  NOT NULL DEFAULT 0,
+    groupid     integer NOT NULL,
+    CONSTRAINT pg_dist_placement_placementid_index PRIMARY KEY (placementid)
+);
+
+GRANT SELECT ON pg_catalog.pg_dist_node, pg_catalog.pg_dist_local_group, pg_catalog.pg_dist_shard,
+    pg_catalog.pg_dist_placement TO PUBLIC;
+
+-- ---------------------------------------------------------------------------------------------------------------------
+-- helpers (schema citus_standin)
+
+-- one libpq conninfo value, quoted
+CREATE OR REPLACE FUNCTION citus_standin.conninfo_quote(v text) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT
+AS $$ SELECT '''' || replace(replace(v, '\', '\\'), '''', '\''') || '''' $$;
+
+-- the error texts Citus prints for a node address / id
+CREATE OR REPLACE FUNCTION citus_standin.node_not_found(node_id integer) RETURNS void
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    RAISE EXCEPTION 'node % not found', (node_id::bigint & 4294967295) USING ERRCODE = 'P0002';
+END
+$$;
+
+CREATE OR REPLACE FUNCTION citus_standin.node_does_not_exist(nodename text, nodeport integer) RETURNS void
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    RAISE EXCEPTION 'node at "%:%" does not exist', nodename, (nodeport::bigint & 4294967295) USING ERRCODE = 'XX000';
+END
+$$;
+
+-- Citus takes ExclusiveLock on pg_dist_node before adding/removing a node; on a hot standby PostgreSQL refuses that
+-- lock with the message below (LockAcquire). PL/pgSQL's LOCK TABLE would say "cannot execute LOCK TABLE during
+-- recovery" instead, so the standby case is raised explicitly with the text Citus users see.
+CREATE OR REPLACE FUNCTION citus_standin.lock_pg_dist_node() RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF pg_is_in_recovery() THEN
+        RAISE EXCEPTION 'cannot acquire lock mode ExclusiveLock on database objects while recovery is in progress'
+        USING ERRCODE = '55000', HINT = 'Only RowExclusiveLock or less can be acquired on database objects during recovery.';
+    END IF;
+    LOCK TABLE pg_dist_node IN EXCLUSIVE MODE;
+END
+$$;
+
+-- the group lock (see header)
+CREATE OR REPLACE FUNCTION citus_standin.lock_group(groupid integer, force boolean, lock_cooldown integer)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k CONSTANT integer := 1129878611;
+    deadline timestamptz := clock_timestamp() + make_interval(secs => greatest(lock_cooldown, 0) / 1000.0);
+BEGIN
+    IF NOT force THEN
+        PERFORM pg_advisory_xact_lock(k, groupid);
+        RETURN;
+    END IF;
+    LOOP
+        IF pg_try_advisory_xact_lock(k, groupid) THEN
+            RETURN;
+        END IF;
+        IF clock_timestamp() >= deadline THEN
+            PERFORM pg_terminate_backend(l.pid)
+              FROM pg_locks l
+             WHERE l.locktype = 'advisory' AND l.granted AND l.pid <> pg_backend_pid()
+               AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+               AND l.classid = k::oid AND l.objid = groupid::oid AND l.objsubid = 2;
+            PERFORM pg_advisory_xact_lock(k, groupid);
+            RETURN;
+        END IF;
+        PERFORM pg_sleep(0.01);
+    END LOOP;
+END
+$$;
+
+-- a "writer" on a group, for tests: blocks, and is blocked by, the group lock until the end of the transaction
+CREATE OR REPLACE FUNCTION citus_standin.lock_group_shared(groupid integer) RETURNS void
+LANGUAGE sql
+AS $$ SELECT pg_catalog.pg_advisory_xact_lock_shared(1129878611, groupid) $$;
+
+-- connect to a new/reactivated primary the way Citus' metadata sync does, and fail the way it fails
+CREATE OR REPLACE FUNCTION citus_standin.check_new_primary(p_nodeid integer, p_nodename text, p_nodeport integer)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    conn CONSTANT text := 'citus_standin_' || pg_backend_pid();
+    auth text;
+    connstr text;
+    detail text;
+BEGIN
+    SELECT a.authinfo INTO auth
+      FROM pg_dist_authinfo a
+     WHERE a.rolename = current_user AND a.nodeid IN (0, p_nodeid)
+     ORDER BY a.nodeid DESC
+     LIMIT 1;
+    connstr := format('host=%s port=%s dbname=%s user=%s connect_timeout=5 sslmode=prefer application_name=citus_internal',
+                      citus_standin.conninfo_quote(p_nodename), p_nodeport,
+                      citus_standin.conninfo_quote(current_database()), citus_standin.conninfo_quote(current_user))
+               || coalesce(' ' || auth, '');
+    IF conn = ANY (coalesce(citus_standin.dblink_get_connections(), '{}')) THEN
+        PERFORM citus_standin.dblink_disconnect(conn);
+    END IF;
+    BEGIN
+        PERFORM citus_standin.dblink_connect(conn, connstr);
+    EXCEPTION WHEN sqlclient_unable_to_establish_sqlconnection THEN
+        GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL;
+        -- Citus prints libpq's message without the 'connection to server at "H", port P failed: ' prefix
+        detail := regexp_replace(detail,
+                  '^connection to server (at "[^"]*"( \([^)]*\))?, port [0-9]+|on socket "[^"]*") failed: ', '');
+        RAISE EXCEPTION 'connection to the remote node %@%:% failed with the following error: %',
+              current_user, p_nodename, p_nodeport, detail USING ERRCODE = '08006';
+    END;
+    BEGIN
+        -- Citus writes the new node's metadata first thing; a no-op UPDATE fails the same way on a read-only node
+        PERFORM citus_standin.dblink_exec(conn, 'UPDATE pg_catalog.pg_database SET datname = datname WHERE false');
+    EXCEPTION WHEN read_only_sql_transaction THEN
+        PERFORM citus_standin.dblink_disconnect(conn);
+        RAISE WARNING '%', SQLERRM USING ERRCODE = '25006';
+        RAISE EXCEPTION 'failure on connection marked as essential: %:%', p_nodename, p_nodeport USING ERRCODE = 'XX000';
+    WHEN OTHERS THEN
+        PERFORM citus_standin.dblink_disconnect(conn);
+        RAISE;
+    END;
+    PERFORM citus_standin.dblink_disconnect(conn);
+END
+$$;
+
+-- shard placements of a group that block removing/disabling its primary
+CREATE OR REPLACE FUNCTION citus_standin.error_if_group_has_placements(p_groupid integer, p_nodename text, p_nodeport integer)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+BEGIN
+    SELECT s.shardid, s.logicalrelid INTO r
+      FROM pg_dist_placement p JOIN pg_dist_shard s USING (shardid)
+     WHERE p.groupid = p_groupid
+     ORDER BY s.shardid
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'cannot remove or disable the node %:% because because it contains the only shard placement for shard %',
+              p_nodename, p_nodeport, r.shardid
+        USING ERRCODE = 'XX000',
+              DETAIL = format('One of the table(s) that prevents the operation complete successfully is %s',
+                              (SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+                                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                                WHERE c.oid = r.logicalrelid)),
+              HINT = 'To proceed, either drop the tables or use undistribute_table() function to convert them to local tables';
+    END IF;
+END
+$$;
+
+-- record shards of a (local) table round-robin over the active worker primary groups
+CREATE OR REPLACE FUNCTION citus_standin.create_distributed_table(rel regclass, shard_count integer DEFAULT 32)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    groups integer[];
+    sid bigint;
+    lo bigint;
+    step bigint;
+BEGIN
+    SELECT array_agg(groupid ORDER BY groupid) INTO groups
+      FROM pg_dist_node WHERE groupid <> 0 AND noderole = 'primary' AND isactive;
+    IF groups IS NULL THEN
+        RAISE EXCEPTION 'no worker nodes are available for placing shards' USING ERRCODE = 'XX000';
+    END IF;
+    step := (4294967296 / shard_count);
+    FOR i IN 0 .. shard_count - 1 LOOP
+        sid := nextval('pg_dist_shardid_seq');
+        lo := -2147483648 + i * step;
+        INSERT INTO pg_dist_shard (logicalrelid, shardid, shardminvalue, shardmaxvalue)
+        VALUES (rel, sid, lo::text, (CASE WHEN i = shard_count - 1 THEN 2147483647 ELSE lo + step - 1 END)::text);
+        INSERT INTO pg_dist_placement (shardid, groupid)
+        VALUES (sid, groups[1 + i % cardinality(groups)]);
+    END LOOP;
+END
+$$;
+
+-- ---------------------------------------------------------------------------------------------------------------------
+-- the Citus functions
+
+CREATE OR REPLACE FUNCTION pg_catalog.citus_version() RETURNS text
+LANGUAGE sql STABLE
+AS $$ SELECT 'Citus 13.2 stand-in (citusctl test harness, not Citus) on PostgreSQL ' || current_setting('server_version') $$;
+
+CREATE OR REPLACE FUNCTION pg_catalog.citus_is_coordinator() RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce((SELECT groupid = 0 FROM pg_dist_local_group LIMIT 1), false)
+       AND EXISTS (SELECT 1 FROM pg_dist_node WHERE noderole = 'primary' AND isactive)
+$$;
+
+CREATE OR REPLACE FUNCTION pg_catalog.citus_add_node(nodename text, nodeport integer,
+                                                     groupid integer DEFAULT '-1'::integer,
+                                                     noderole pg_catalog.noderole DEFAULT 'primary'::pg_catalog.noderole,
+                                                     nodecluster name DEFAULT 'default'::name)
+RETURNS integer
+LANGUAGE plpgsql STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_nodeid integer;
+    v_groupid integer := groupid;
+    v_isactive boolean := true;
+    v_hasmetadata boolean;
+    v_shouldhaveshards boolean;
+BEGIN
+    -- existing (host, port): its nodeid, whatever the other arguments say; no lock taken
+    SELECT n.nodeid INTO v_nodeid FROM pg_dist_node n WHERE n.nodename = $1 AND n.nodeport = $2;
+    IF FOUND THEN
+        RETURN v_nodeid;
+    END IF;
+
+    PERFORM citus_standin.lock_pg_dist_node();
+    SELECT n.nodeid INTO v_nodeid FROM pg_dist_node n WHERE n.nodename = $1 AND n.nodeport = $2;
+    IF FOUND THEN
+        RETURN v_nodeid;
+    END IF;
+
+    IF v_groupid = -1 THEN
+        v_groupid := nextval('pg_dist_groupid_seq');
+    END IF;
+    IF $4 = 'primary' THEN
+        IF EXISTS (SELECT 1 FROM pg_dist_node n WHERE n.groupid = v_groupid AND n.noderole = 'primary') THEN
+            RAISE EXCEPTION 'group % already has a primary node', v_groupid USING ERRCODE = 'XX000';
+        END IF;
+        IF $5 <> 'default' THEN
+            RAISE EXCEPTION 'primaries must be added to the default cluster' USING ERRCODE = 'XX000';
+        END IF;
+    END IF;
+
+    v_nodeid := nextval('pg_dist_node_nodeid_seq');
+    IF v_groupid = 0 THEN
+        v_hasmetadata := true; v_shouldhaveshards := false;
+    ELSIF $4 = 'primary' THEN
+        v_hasmetadata := true; v_shouldhaveshards := true;
+        PERFORM citus_standin.check_new_primary(v_nodeid, $1, $2);
+    ELSE
+        v_hasmetadata := false; v_shouldhaveshards := true;
+    END IF;
+
+    INSERT INTO pg_dist_node (nodeid, groupid, nodename, nodeport, hasmetadata, isactive, noderole, nodecluster,
+                              metadatasynced, shouldhaveshards)
+    VALUES (v_nodeid, v_groupid, $1, $2, v_hasmetadata, v_isactive, $4, $5, v_hasmetadata, v_shouldhaveshards);
+    RETURN v_nodeid;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pg_catalog.citus_add_inactive_node(nodename text, nodeport integer,
+                                                              groupid integer DEFAULT '-1'::integer,
+                                                              noderole pg_catalog.noderole DEFAULT 'primary'::pg_catalog.noderole,
+                                                              nodecluster name DEFAULT 'default'::name)
+RETURNS integer
+LANGUAGE plpgsql STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_nodeid integer;
+    v_groupid integer := groupid;
+BEGIN
+    SELECT n.nodeid INTO v_nodeid FROM pg_dist_node n WHERE n.nodename = $1 AND n.nodeport = $2;
+    IF FOUND THEN
+        RETURN v_nodeid;
+    END IF;
+    PERFORM citus_standin.lock_pg_dist_node();
+    IF v_groupid = -1 THEN
+        v_groupid := nextval('pg_dist_groupid_seq');
+    END IF;
+    IF $4 = 'primary' THEN
+        IF EXISTS (SELECT 1 FROM pg_dist_node n WHERE n.groupid = v_groupid AND n.noderole = 'primary') THEN
+            RAISE EXCEPTION 'group % already has a primary node', v_groupid USING ERRCODE = 'XX000';
+        END IF;
+        IF $5 <> 'default' THEN
+            RAISE EXCEPTION 'primaries must be added to the default cluster' USING ERRCODE = 'XX000';
+        END IF;
+    END IF;
+    v_nodeid := nextval('pg_dist_node_nodeid_seq');
+    INSERT INTO pg_dist_node (nodeid, groupid, nodename, nodeport, hasmetadata, isactive, noderole, nodecluster,
+                              metadatasynced, shouldhaveshards)
+    VALUES (v_nodeid, v_groupid, $1, $2, false, false, $4, $5, false, v_groupid <> 0);
+    RETURN v_nodeid;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pg_catalog.citus_add_secondary_node(nodename text, nodeport integer, primaryname text,
+                                                               primaryport integer, nodecluster name DEFAULT 'default'::name)
+RETURNS integer
+LANGUAGE plpgsql STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_groupid integer;
+BEGIN
+    SELECT n.groupid INTO v_groupid FROM pg_dist_node n WHERE n.nodename = $3 AND n.nodeport = $4;
+    IF NOT FOUND THEN
+        PERFORM citus_standin.node_does_not_exist($3, $4);
+    END IF;
+    RETURN citus_add_node($1, $2, v_groupid, 'secondary', $5);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pg_catalog.citus_update_node(node_id integer, new_node_name text, new_node_port integer,
+                                                        force boolean DEFAULT false, lock_cooldown integer DEFAULT 10000)
+RETURNS void
+LANGUAGE plpgsql STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    other integer;
+    node pg_dist_node;
+BEGIN
+    SELECT n.nodeid INTO other FROM pg_dist_node n WHERE n.nodename = new_node_name AND n.nodeport = new_node_port;
+    IF FOUND THEN
+        IF other = node_id THEN
+            RETURN;     -- the row's current address: no-op, no locks
+        END IF;
+        RAISE EXCEPTION 'there is already another node with the specified hostname and port' USING ERRCODE = '55000';
+    END IF;
+    SELECT * INTO node FROM pg_dist_node n WHERE n.nodeid = node_id;
+    IF NOT FOUND THEN
+        PERFORM citus_standin.node_not_found(node_id);
+    END IF;
+    IF pg_is_in_recovery() THEN
+        RAISE EXCEPTION 'cannot assign TransactionIds during recovery' USING ERRCODE = 'XX000';
+    END IF;
+    IF node.noderole = 'primary' THEN
+        PERFORM citus_standin.lock_group(node.groupid, force, lock_cooldown);
+    END IF;
+    UPDATE pg_dist_node n SET nodename = new_node_name, nodeport = new_node_port WHERE n.nodeid = node_id;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pg_catalog.citus_pause_node_within_txn(node_id integer, force boolean DEFAULT false,
+                                                                  lock_cooldown integer DEFAULT 10000)
+RETURNS void
+LANGUAGE plpgsql STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    node pg_dist_node;
+BEGIN
+    SELECT * INTO node FROM pg_dist_node n WHERE n.nodeid = node_id;
+    IF NOT FOUND THEN
+        PERFORM citus_standin.node_not_found(node_id);
+    END IF;
+    IF node.noderole = 'primary' THEN
+        PERFORM citus_standin.lock_group(node.groupid, force, lock_cooldown);
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pg_catalog.citus_remove_node(nodename text, nodeport integer) RETURNS void
+LANGUAGE plpgsql STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    node pg_dist_node;
+BEGIN
+    PERFORM citus_standin.lock_pg_dist_node();
+    SELECT * INTO node FROM pg_dist_node n WHERE n.nodename = $1 AND n.nodeport = $2;
+    IF NOT FOUND THEN
+        PERFORM citus_standin.node_does_not_exist($1, $2);
+    END IF;
+    IF node.noderole = 'primary' THEN
+        PERFORM citus_standin.error_if_group_has_placements(node.groupid, $1, $2);
+    END IF;
+    DELETE FROM pg_dist_node n WHERE n.nodeid = node.nodeid;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pg_catalog.citus_disable_node(nodename text, nodeport integer,
+                                                         synchronous boolean DEFAULT false) RETURNS void
+LANGUAGE plpgsql STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    node pg_dist_node;
+    first_worker integer;
+BEGIN
+    SELECT * INTO node FROM pg_dist_node n WHERE n.nodename = $1 AND n.nodeport = $2;
+    IF NOT FOUND THEN
+        PERFORM citus_standin.node_does_not_exist($1, $2);
+    END IF;
+    IF node.groupid = 0 THEN
+        RAISE EXCEPTION 'cannot change "isactive" field of the coordinator node' USING ERRCODE = 'XX000';
+    END IF;
+    IF node.noderole = 'primary' THEN
+        SELECT n.nodeid INTO first_worker FROM pg_dist_node n
+         WHERE n.groupid <> 0 AND n.noderole = 'primary' AND n.isactive
+         ORDER BY n.nodename COLLATE "C", n.nodeport
+         LIMIT 1;
+        IF first_worker = node.nodeid AND NOT synchronous THEN
+            RAISE EXCEPTION 'disabling the first worker node in the metadata is not allowed'
+            USING ERRCODE = '55000',
+                  DETAIL = 'Citus uses the first worker node in the metadata for certain internal operations when '
+                           'replicated tables are modified. Synchronous mode ensures that all nodes have the same view '
+                           'of the first worker node, which is used for certain locking operations.',
+                  HINT = format('You can force disabling node, SELECT citus_disable_node(%L, %s, synchronous:=true);',
+                                $1, $2);
+        END IF;
+        PERFORM citus_standin.error_if_group_has_placements(node.groupid, $1, $2);
+    END IF;
+    UPDATE pg_dist_node n SET isactive = false WHERE n.nodeid = node.nodeid;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pg_catalog.citus_activate_node(nodename text, nodeport integer) RETURNS integer
+LANGUAGE plpgsql STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    node pg_dist_node;
+BEGIN
+    SELECT * INTO node FROM pg_dist_node n WHERE n.nodename = $1 AND n.nodeport = $2;
+    IF NOT FOUND THEN
+        PERFORM citus_standin.node_does_not_exist($1, $2);
+    END IF;
+    IF node.noderole <> 'primary' THEN
+        RETURN node.nodeid;     -- Citus: silent no-op on secondaries
+    END IF;
+    IF node.groupid <> 0 THEN
+        PERFORM citus_standin.check_new_primary(node.nodeid, $1, $2);
+    END IF;
+    UPDATE pg_dist_node n SET isactive = true, hasmetadata = true, metadatasynced = true WHERE n.nodeid = node.nodeid;
+    RETURN node.nodeid;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pg_catalog.citus_set_coordinator_host(host text,
+                                                                 port integer DEFAULT (current_setting('port'::text))::integer,
+                                                                 node_role pg_catalog.noderole DEFAULT 'primary'::pg_catalog.noderole,
+                                                                 node_cluster name DEFAULT 'default'::name)
+RETURNS void
+LANGUAGE plpgsql STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    coord integer;
+BEGIN
+    SELECT n.nodeid INTO coord FROM pg_dist_node n WHERE n.groupid = 0 AND n.noderole = 'primary';
+    IF NOT FOUND THEN
+        PERFORM citus_add_node(host, port, 0, node_role, node_cluster);
+    ELSE
+        PERFORM citus_update_node(coord, host, port);
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION pg_catalog.citus_get_active_worker_nodes(OUT node_name text, OUT node_port bigint)
+RETURNS SETOF record
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT n.nodename, n.nodeport::bigint
+      FROM pg_dist_node n
+     WHERE n.groupid <> 0 AND n.isactive
+       AND n.noderole = CASE WHEN current_setting('citus.use_secondary_nodes', true) = 'always'
+                             THEN 'secondary'::noderole ELSE 'primary'::noderole END
+     ORDER BY n.nodename COLLATE "C", n.nodeport
+$$;
+
+CREATE OR REPLACE FUNCTION pg_catalog.master_add_node(nodename text, nodeport integer,
+                                                      groupid integer DEFAULT '-1'::integer,
+                                                      noderole pg_catalog.noderole DEFAULT 'primary'::pg_catalog.noderole,
+                                                      nodecluster name DEFAULT 'default'::name)
+RETURNS integer
+LANGUAGE sql STRICT
+AS $$ SELECT pg_catalog.citus_add_node($1, $2, $3, $4, $5) $$;
+
+CREATE OR REPLACE FUNCTION pg_catalog.master_update_node(node_id integer, new_node_name text, new_node_port integer,
+                                                         force boolean DEFAULT false, lock_cooldown integer DEFAULT 10000)
+RETURNS void
+LANGUAGE sql STRICT
+AS $$ SELECT pg_catalog.citus_update_node($1, $2, $3, $4, $5) $$;
+
+-- Citus revokes the node-management functions from PUBLIC
+REVOKE ALL ON FUNCTION
+    pg_catalog.citus_add_node(text, integer, integer, pg_catalog.noderole, name),
+    pg_catalog.citus_add_inactive_node(text, integer, integer, pg_catalog.noderole, name),
+    pg_catalog.citus_add_secondary_node(text, integer, text, integer, name),
+    pg_catalog.citus_update_node(integer, text, integer, boolean, integer),
+    pg_catalog.citus_pause_node_within_txn(integer, boolean, integer),
+    pg_catalog.citus_remove_node(text, integer),
+    pg_catalog.citus_disable_node(text, integer, boolean),
+    pg_catalog.citus_activate_node(text, integer),
+    pg_catalog.citus_set_coordinator_host(text, integer, pg_catalog.noderole, name),
+    pg_catalog.master_add_node(text, integer, integer, pg_catalog.noderole, name),
+    pg_catalog.master_update_node(integer, text, integer, boolean, integer)
+FROM PUBLIC;
+REVOKE ALL ON SCHEMA citus_standin FROM PUBLIC;
+
+COMMIT;

@@ -1,0 +1,581 @@
+#!/usr/bin/env bash
+# citusctl local test cluster: one etcd + three Patroni scopes (cn, wk1, wk2), two members each,
+# every member on its own loopback address with PostgreSQL on 5432 and the Patroni REST API on 8008.
+# See tests/cluster/README.md. Run as root (Patroni/PostgreSQL run as user postgres).
+#
+#   cluster.sh start   --flavor patroni3|patroni4 --dir DIR [--net 127.0.N]
+#   cluster.sh stop    --dir DIR
+#   cluster.sh status  --dir DIR
+#   cluster.sh psql    --dir DIR MEMBER [psql args...]
+#   cluster.sh kill-patroni --dir DIR MEMBER [--hard]
+#   cluster.sh start-member --dir DIR MEMBER [--no-wait]
+#   cluster.sh switchover   --dir DIR SCOPE [--candidate MEMBER]
+#   cluster.sh wait-healthy --dir DIR [--timeout S]
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+STANDIN_SQL=$REPO/tests/citus-standin/citus_standin.sql
+CACHE=${CITUSCTL_TEST_CACHE:-/var/tmp/citusctl-test}
+PGBIN=/usr/lib/postgresql/15/bin
+PY=/usr/bin/python3
+MEMBERS=(pg1 pg2 pg3 pg4 pg5 pg6)
+START_TIMEOUT=${CITUSCTL_TEST_START_TIMEOUT:-90}
+
+die() { echo "cluster.sh: $*" >&2; exit 1; }
+log() { echo "cluster.sh: $*" >&2; }
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+
+member_index() { echo "${1#pg}"; }
+member_scope() {
+    case $1 in pg1 | pg2) echo cn ;; pg3 | pg4) echo wk1 ;; pg5 | pg6) echo wk2 ;; *) die "unknown member '$1' (pg1..pg6)" ;; esac
+}
+scope_members() {
+    case $1 in cn) echo "pg1 pg2" ;; wk1) echo "pg3 pg4" ;; wk2) echo "pg5 pg6" ;; *) die "unknown scope '$1' (cn, wk1, wk2)" ;; esac
+}
+member_addr() { member_scope "$1" >/dev/null; echo "$NET.$(member_index "$1")"; }
+
+# ---------------------------------------------------------------------------------------------------------------
+# argument parsing: global options may appear anywhere; the rest are positional
+FLAVOR= DIR= NET= HARD=0 NOWAIT=0 CANDIDATE= TIMEOUT=
+CMD=${1:-}
+[ -n "$CMD" ] || die "usage: cluster.sh start|stop|status|psql|kill-patroni|start-member|switchover|wait-healthy --dir DIR ..."
+shift
+POS=()
+while [ $# -gt 0 ]; do
+    case $1 in
+    --flavor) FLAVOR=$2; shift 2 ;;
+    --flavor=*) FLAVOR=${1#*=}; shift ;;
+    --dir) DIR=$2; shift 2 ;;
+    --dir=*) DIR=${1#*=}; shift ;;
+    --net) NET=$2; shift 2 ;;
+    --net=*) NET=${1#*=}; shift ;;
+    --candidate) CANDIDATE=$2; shift 2 ;;
+    --timeout) TIMEOUT=$2; shift 2 ;;
+    --hard) HARD=1; shift ;;
+    --no-wait) NOWAIT=1; shift ;;
+    --) shift; POS+=("$@"); break ;;
+    *) POS+=("$1"); shift
+       # everything after MEMBER belongs to psql
+       if [ "$CMD" = psql ]; then POS+=("$@"); break; fi ;;
+    esac
+done
+[ -n "$DIR" ] || die "--dir DIR is required"
+[ "$(id -u)" = 0 ] || die "must run as root"
+DIR=$(realpath -m "$DIR")
+
+load_env() {
+    [ -f "$DIR/env" ] || die "$DIR/env not found: was the cluster started with --dir $DIR?"
+    # shellcheck disable=SC1091
+    . "$DIR/env"
+    NET=$CITUSCTL_TEST_NET
+    FLAVOR=$CITUSCTL_TEST_FLAVOR
+    set_flavor
+}
+
+set_flavor() {
+    case $FLAVOR in
+    patroni3) PATRONI=/usr/bin/patroni; PATRONICTL=/usr/bin/patronictl; : "${NET:=127.0.1}" ;;
+    patroni4) PATRONI=$CACHE/venv-patroni4/bin/patroni; PATRONICTL=$CACHE/venv-patroni4/bin/patronictl; : "${NET:=127.0.2}" ;;
+    *) die "--flavor must be patroni3 or patroni4" ;;
+    esac
+    [[ $NET =~ ^127\.[0-9]{1,3}\.[0-9]{1,3}$ ]] || die "--net must look like 127.0.N"
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# process helpers: only ever signal PIDs we recorded, and only if /proc/PID/cmdline still matches
+pid_alive() { # PID PATTERN
+    local pid=$1 pat=$2
+    [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "$pat"
+}
+pidfile_pid() { [ -f "$1" ] && head -n1 "$1" | tr -dc 0-9 || true; }
+postmaster_pid() { pidfile_pid "$DIR/$1/data/postmaster.pid"; }
+patroni_pid() { pidfile_pid "$DIR/pids/$1.pid"; }
+
+wait_gone() { # TIMEOUT_S PID PATTERN
+    local deadline=$(($(date +%s) + $1))
+    while pid_alive "$2" "$3"; do
+        [ "$(date +%s)" -lt "$deadline" ] || return 1
+        sleep 0.2
+    done
+}
+
+as_postgres() { setpriv --reuid=postgres --regid=postgres --init-groups -- "$@"; }
+
+# ---------------------------------------------------------------------------------------------------------------
+# REST and SQL helpers
+rest_get() { curl -s -m 3 "http://$(member_addr "$1"):8008/$2"; }
+
+scope_cluster_json() { # SCOPE: /cluster from the first member that answers
+    local m out
+    for m in $(scope_members "$1"); do
+        if out=$(rest_get "$m" cluster 2>/dev/null) && [ -n "$out" ]; then echo "$out"; return 0; fi
+    done
+    return 1
+}
+
+scope_leader() { # SCOPE -> member name of the running leader (empty if none)
+    scope_cluster_json "$1" 2>/dev/null | $PY -c '
+import json, sys
+try:
+    c = json.load(sys.stdin)
+except Exception:
+    sys.exit(0)
+for m in c.get("members", []):
+    if m.get("role") in ("leader", "standby_leader") and m.get("state") == "running":
+        print(m["name"]); break' || true
+}
+
+scope_healthy() { # SCOPE: one running leader and every other member streaming/running
+    scope_cluster_json "$1" 2>/dev/null | $PY -c '
+import json, sys
+c = json.load(sys.stdin)
+ms = c.get("members", [])
+leaders = [m for m in ms if m.get("role") == "leader" and m.get("state") == "running"]
+reps = [m for m in ms if m.get("role") != "leader" and m.get("state") in ("streaming", "running")]
+sys.exit(0 if len(ms) == 2 and len(leaders) == 1 and len(reps) == 1 else 1)' 2>/dev/null
+}
+
+member_psql() { # MEMBER [psql args]: TCP as postgres with the password from DIR/env
+    local m=$1; shift
+    PGPASSWORD=$CITUS_PGPASSWORD PGCONNECT_TIMEOUT=5 "$PGBIN/psql" -X -v ON_ERROR_STOP=1 \
+        "host=$(member_addr "$m") port=5432 user=postgres dbname=postgres sslmode=prefer application_name=citusctl-test" "$@"
+}
+
+sql_value() { member_psql "$1" -Atq -c "$2"; }
+
+wait_writable() { # MEMBER TIMEOUT_S
+    local deadline=$(($(date +%s) + $2))
+    while [ "$(sql_value "$1" 'SELECT pg_is_in_recovery()' 2>/dev/null)" != f ]; do
+        [ "$(date +%s)" -lt "$deadline" ] || return 1
+        sleep 0.1
+    done
+}
+
+tail_logs() {
+    local f
+    for f in "$DIR"/etcd.log "$DIR"/pg?/patroni.log; do
+        [ -f "$f" ] || continue
+        echo "---- tail $f" >&2
+        tail -n 15 "$f" >&2
+    done
+    for f in "$DIR"/pg?/log/*.log; do
+        [ -f "$f" ] || continue
+        echo "---- tail $f" >&2
+        tail -n 5 "$f" >&2
+    done
+}
+
+wait_healthy() { # TIMEOUT_S
+    local deadline=$(($(date +%s) + $1)) s ok
+    while :; do
+        ok=1
+        for s in cn wk1 wk2; do scope_healthy "$s" || { ok=0; break; }; done
+        [ $ok = 0 ] || return 0
+        if [ "$(date +%s)" -ge "$deadline" ]; then
+            log "timeout after $1 s waiting for every scope to have a leader and a streaming replica"
+            print_status >&2 || true
+            tail_logs
+            return 1
+        fi
+        sleep 0.5
+    done
+}
+
+print_status() {
+    local s
+    for s in cn wk1 wk2; do
+        scope_cluster_json "$s" 2>/dev/null | S=$s $PY -c '
+import json, os, sys
+c = json.load(sys.stdin)
+for m in c.get("members", []):
+    print("%-4s %-4s %-15s %-14s %-10s tl=%-3s lag=%s" % (os.environ["S"], m["name"], m.get("host", "?"), m.get("role"),
+          m.get("state"), m.get("timeline", "-"), m.get("lag", "-")))' || echo "$s  (no REST API answers)"
+    done
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# configuration files
+random_password() { head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+
+write_member_config() { # MEMBER
+    local m=$1 addr scope d
+    addr=$(member_addr "$m"); scope=$(member_scope "$m"); d=$DIR/$m
+    install -d -o postgres -g postgres -m 700 "$d" "$d/sock" "$d/log"
+    cat >"$d/patroni.yml" <<EOF
+# generated by tests/cluster/cluster.sh ($FLAVOR)
+scope: $scope
+name: $m
+restapi:
+  listen: $addr:8008
+  connect_address: $addr:8008
+  authentication:
+    username: patroni
+    password: $PATRONI_PASSWORD
+ctl:
+  authentication:
+    username: patroni
+    password: $PATRONI_PASSWORD
+etcd3:
+  hosts: [$NET.250:2379]
+bootstrap:
+  dcs:
+    ttl: 20
+    loop_wait: 1
+    retry_timeout: 5
+    maximum_lag_on_failover: 1073741824
+    postgresql:
+      use_pg_rewind: true
+      use_slots: true
+      parameters:
+        max_connections: 100
+        max_prepared_transactions: 20
+        max_wal_senders: 10
+        max_replication_slots: 10
+        wal_level: replica
+        hot_standby: 'on'
+        wal_log_hints: 'on'
+        wal_keep_size: 128MB
+        ssl: 'on'
+        ssl_cert_file: /etc/ssl/certs/ssl-cert-snakeoil.pem
+        ssl_key_file: /etc/ssl/private/ssl-cert-snakeoil.key
+        password_encryption: scram-sha-256
+        logging_collector: 'on'
+        log_filename: postgresql.log
+        log_line_prefix: '%m [%p] %q%u@%d '
+        shared_preload_libraries: '$SHARED_PRELOAD'
+        # declared so that ALTER SYSTEM SET citus.use_secondary_nodes works without the Citus library too
+        # (PostgreSQL 15 refuses ALTER SYSTEM of a placeholder GUC that the session does not know); Citus' default
+        citus.use_secondary_nodes: never
+        shared_buffers: 32MB
+        fsync: 'off'
+        full_page_writes: 'on'
+  initdb:
+    - encoding: UTF8
+    - locale: C.UTF-8
+postgresql:
+  listen: $addr:5432
+  connect_address: $addr:5432
+  data_dir: $d/data
+  bin_dir: $PGBIN
+  pgpass: $d/pgpass
+  authentication:
+    superuser:
+      username: postgres
+      password: $CITUS_PGPASSWORD
+    replication:
+      username: replicator
+      password: $REPL_PASSWORD
+  parameters:
+    unix_socket_directories: $d/sock
+    log_directory: $d/log
+    # Citus connects to its own node through this name (default localhost, where nothing listens here)
+    citus.local_hostname: $addr
+  pg_hba:
+    - local all postgres peer
+    - host replication replicator 127.0.0.0/8 scram-sha-256
+    - host all all 127.0.0.0/8 scram-sha-256
+tags:
+  nofailover: false
+  noloadbalance: false
+  clonefrom: false
+EOF
+    chown postgres:postgres "$d/patroni.yml"
+    chmod 600 "$d/patroni.yml"
+}
+
+write_env_and_inventory() {
+    local citus=$1
+    umask 077
+    cat >"$DIR/env" <<EOF
+export CITUS_PGPASSWORD=$CITUS_PGPASSWORD
+export PATRONI_PASSWORD=$PATRONI_PASSWORD
+export REPL_PASSWORD=$REPL_PASSWORD
+export CITUSCTL_TEST_NET=$NET
+export CITUSCTL_TEST_FLAVOR=$FLAVOR
+export CITUSCTL_TEST_DIR=$DIR
+export CITUSCTL_PATRONICTL=$PATRONICTL
+export CITUSCTL_PATRONICTL_CONFIG=$DIR/patronictl.yml
+export CITUSCTL_CITUS=$citus
+EOF
+    chmod 600 "$DIR/env"
+    cat >"$DIR/patronictl.yml" <<EOF
+etcd3:
+  hosts: [$NET.250:2379]
+ctl:
+  authentication:
+    username: patroni
+    password: $PATRONI_PASSWORD
+EOF
+    chmod 600 "$DIR/patronictl.yml"
+    umask 022
+    cat >"$DIR/inventory.yml" <<EOF
+name: test-$FLAVOR
+databases: [postgres]
+postgres:
+  user: postgres
+  password_env: CITUS_PGPASSWORD
+  sslmode: prefer
+patroni:
+  port: 8008
+  scheme: http
+  username: patroni
+  password_env: PATRONI_PASSWORD
+  timeout: 2s
+coordinator:
+  scope: cn
+  members:
+    - { name: pg1, host: $NET.1 }
+    - { name: pg2, host: $NET.2 }
+workers:
+  - scope: wk1
+    group: 1
+    members:
+      - { name: pg3, host: $NET.3 }
+      - { name: pg4, host: $NET.4 }
+  - scope: wk2
+    group: 2
+    members:
+      - { name: pg5, host: $NET.5 }
+      - { name: pg6, host: $NET.6 }
+EOF
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# starting processes
+start_etcd() {
+    local pid
+    pid=$(pidfile_pid "$DIR/pids/etcd.pid")
+    if pid_alive "$pid" etcd; then return 0; fi
+    mkdir -p "$DIR/etcd"
+    chmod 700 "$DIR/etcd"
+    setsid /usr/bin/etcd --name citusctl-test --data-dir "$DIR/etcd" \
+        --listen-client-urls "http://$NET.250:2379" --advertise-client-urls "http://$NET.250:2379" \
+        --listen-peer-urls "http://$NET.250:2380" --initial-advertise-peer-urls "http://$NET.250:2380" \
+        --initial-cluster "citusctl-test=http://$NET.250:2380" --initial-cluster-state new \
+        --initial-cluster-token "citusctl-test-$NET" --enable-v2=false \
+        >>"$DIR/etcd.log" 2>&1 </dev/null &
+    echo $! >"$DIR/pids/etcd.pid"
+    local deadline=$(($(date +%s) + 20))
+    until curl -s -m 1 "http://$NET.250:2379/health" | grep -q '"health":"true"'; do
+        pid_alive "$!" etcd || { tail -n 20 "$DIR/etcd.log" >&2; die "etcd exited"; }
+        [ "$(date +%s)" -lt "$deadline" ] || { tail -n 20 "$DIR/etcd.log" >&2; die "etcd not healthy after 20 s"; }
+        sleep 0.1
+    done
+}
+
+start_patroni() { # MEMBER
+    local m=$1 pid
+    pid=$(patroni_pid "$m")
+    if pid_alive "$pid" patroni; then return 0; fi
+    # a postmaster left behind without its Patroni (e.g. after a hard kill) must go first
+    pid=$(postmaster_pid "$m")
+    if pid_alive "$pid" postgres; then
+        kill -QUIT "$pid" 2>/dev/null || true
+        wait_gone 10 "$pid" postgres || kill -KILL "$pid" 2>/dev/null || true
+    fi
+    (cd "$DIR/$m" && exec setsid setpriv --reuid=postgres --regid=postgres --init-groups -- \
+        "$PATRONI" "$DIR/$m/patroni.yml" >>"$DIR/$m/patroni.log" 2>&1 </dev/null) &
+    echo $! >"$DIR/pids/$m.pid"
+}
+
+wait_member_running() { # MEMBER TIMEOUT_S
+    local m=$1 deadline=$(($(date +%s) + $2))
+    until rest_get "$m" patroni 2>/dev/null | grep -q '"state": *"running"'; do
+        pid_alive "$(patroni_pid "$m")" patroni || { tail -n 30 "$DIR/$m/patroni.log" >&2; die "patroni of $m exited"; }
+        [ "$(date +%s)" -lt "$deadline" ] || { tail -n 30 "$DIR/$m/patroni.log" >&2; die "$m not running after $2 s"; }
+        sleep 0.3
+    done
+}
+
+setup_citus() { # real|standin
+    local citus=$1 cn w1 w2 l
+    cn=$(scope_leader cn); w1=$(scope_leader wk1); w2=$(scope_leader wk2)
+    [ -n "$cn" ] && [ -n "$w1" ] && [ -n "$w2" ] || die "no leader in some scope (cn='$cn' wk1='$w1' wk2='$w2')"
+    for l in "$cn" "$w1" "$w2"; do
+        wait_writable "$l" 30 || die "leader $l is not writable"
+    done
+    if [ "$citus" = standin ]; then
+        # idempotent: (re)creates what is missing and refreshes the functions
+        member_psql "$cn" -q -f "$STANDIN_SQL" >/dev/null
+    fi
+    if [ "$(sql_value "$cn" "SELECT count(*) FROM pg_class WHERE oid = to_regclass('pg_catalog.pg_dist_node')")" = 1 ] &&
+        [ "$(sql_value "$cn" 'SELECT count(*) FROM pg_catalog.pg_dist_node')" != 0 ]; then
+        log "pg_dist_node already populated: leaving the Citus metadata as it is"
+        return 0
+    fi
+    if [ "$citus" = real ]; then
+        for l in "$cn" "$w1" "$w2"; do
+            member_psql "$l" -q -c 'CREATE EXTENSION IF NOT EXISTS citus' \
+                -c "INSERT INTO pg_dist_authinfo (nodeid, rolename, authinfo) VALUES (0, 'postgres', 'password=$CITUS_PGPASSWORD') ON CONFLICT DO NOTHING" >/dev/null
+        done
+    else
+        member_psql "$cn" -q -c "INSERT INTO pg_catalog.pg_dist_authinfo (nodeid, rolename, authinfo) VALUES (0, 'postgres', 'password=$CITUS_PGPASSWORD') ON CONFLICT DO NOTHING" >/dev/null
+    fi
+    member_psql "$cn" -q -v cn="$(member_addr "$cn")" -v w1="$(member_addr "$w1")" -v w2="$(member_addr "$w2")" >/dev/null <<'EOF'
+SELECT citus_set_coordinator_host(:'cn', 5432);
+SELECT citus_add_node(:'w1', 5432, 1, 'primary');
+SELECT citus_add_node(:'w2', 5432, 2, 'primary');
+EOF
+    # one distributed table, so that every worker group holds shards (citus_remove_node of a worker primary
+    # then fails as on a real cluster with data; a newly added group stays empty and removable)
+    member_psql "$cn" -q -c 'CREATE TABLE IF NOT EXISTS public.citusctl_test_events (id bigint PRIMARY KEY, note text)' >/dev/null
+    if [ "$citus" = real ]; then
+        member_psql "$cn" -q -c "SELECT create_distributed_table('public.citusctl_test_events', 'id', shard_count => 8)" >/dev/null
+    else
+        member_psql "$cn" -q -c "SELECT citus_standin.create_distributed_table('public.citusctl_test_events', 8)" >/dev/null
+    fi
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+cmd_start() {
+    local t0 m citus
+    t0=$(now)
+    set_flavor
+    [ -x "$PATRONI" ] || die "$PATRONI not found: run tests/cluster/install.sh"
+    mkdir -p "$DIR/pids"
+    chmod 755 "$DIR"
+    as_postgres test -x "$DIR" || die "user postgres cannot enter $DIR (check the permissions of its parents)"
+    [ ${#DIR} -le 80 ] || die "--dir path too long for PostgreSQL's unix sockets (max 80 characters): $DIR"
+
+    if [ -f "$DIR/env" ]; then
+        # restart of an existing cluster: keep passwords and data
+        # shellcheck disable=SC1091
+        . "$DIR/env"
+        [ "$CITUSCTL_TEST_FLAVOR" = "$FLAVOR" ] || die "$DIR holds a $CITUSCTL_TEST_FLAVOR cluster"
+        [ "$CITUSCTL_TEST_NET" = "$NET" ] || die "$DIR holds a cluster on $CITUSCTL_TEST_NET"
+    else
+        CITUS_PGPASSWORD=$(random_password)
+        PATRONI_PASSWORD=$(random_password)
+        REPL_PASSWORD=$(random_password)
+    fi
+    # port collisions: something else already on our addresses?
+    for m in "${MEMBERS[@]}"; do
+        if ! pid_alive "$(patroni_pid "$m")" patroni && curl -s -m 1 -o /dev/null "http://$(member_addr "$m"):8008/"; then
+            die "something already listens on $(member_addr "$m"):8008 (another cluster on --net $NET?)"
+        fi
+    done
+    if [ -f /usr/share/postgresql/15/extension/citus.control ]; then
+        citus=real; SHARED_PRELOAD=citus
+    else
+        citus=standin; SHARED_PRELOAD=
+    fi
+    write_env_and_inventory "$citus"
+    for m in "${MEMBERS[@]}"; do write_member_config "$m"; done
+
+    start_etcd
+    # the first member of each scope bootstraps it (deterministic leaders pg1/pg3/pg5 on a fresh cluster) ...
+    for m in pg1 pg3 pg5; do start_patroni "$m"; done
+    for m in pg1 pg3 pg5; do wait_member_running "$m" "$START_TIMEOUT"; done
+    # ... then the replicas clone from them
+    for m in pg2 pg4 pg6; do start_patroni "$m"; done
+    wait_healthy "$START_TIMEOUT" || die "cluster did not become healthy (logs above; stop it with: $0 stop --dir $DIR)"
+    setup_citus "$citus"
+
+    echo "cluster $FLAVOR ($citus Citus) up in $(elapsed "$t0") s, dir $DIR"
+    print_status
+    echo "  source $DIR/env; inventory $DIR/inventory.yml"
+    echo "  \$CITUSCTL_PATRONICTL -c $DIR/patronictl.yml list cn wk1 wk2"
+}
+
+cmd_stop() {
+    local t0 m pid pids=()
+    t0=$(now)
+    [ -d "$DIR" ] || return 0
+    for m in "${MEMBERS[@]}"; do
+        pid=$(patroni_pid "$m")
+        if pid_alive "$pid" patroni; then kill -TERM "$pid" 2>/dev/null || true; pids+=("$pid"); fi
+    done
+    for pid in "${pids[@]}"; do
+        if ! wait_gone 30 "$pid" patroni; then
+            log "patroni $pid still alive after 30 s: SIGKILL"
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    done
+    for m in "${MEMBERS[@]}"; do
+        pid=$(postmaster_pid "$m")
+        if pid_alive "$pid" postgres; then
+            log "postmaster $pid of $m survived its Patroni: immediate shutdown"
+            kill -QUIT "$pid" 2>/dev/null || true
+            wait_gone 10 "$pid" postgres || kill -KILL "$pid" 2>/dev/null || true
+        fi
+        rm -f "$DIR/pids/$m.pid"
+    done
+    pid=$(pidfile_pid "$DIR/pids/etcd.pid")
+    if pid_alive "$pid" etcd; then
+        kill -TERM "$pid" 2>/dev/null || true
+        wait_gone 10 "$pid" etcd || kill -KILL "$pid" 2>/dev/null || true
+    fi
+    rm -f "$DIR/pids/etcd.pid"
+    echo "stopped in $(elapsed "$t0") s"
+}
+
+cmd_kill_patroni() {
+    local m=${POS[0]:?MEMBER required} pid ppid
+    load_env
+    member_scope "$m" >/dev/null
+    pid=$(patroni_pid "$m")
+    ppid=$(postmaster_pid "$m")
+    if [ $HARD = 1 ]; then
+        # crash: Patroni gone without releasing the leader key, PostgreSQL killed (failover after ttl)
+        pid_alive "$pid" patroni && kill -KILL "$pid" 2>/dev/null || true
+        pid_alive "$ppid" postgres && kill -QUIT "$ppid" 2>/dev/null || true
+    else
+        # clean stop: Patroni shuts PostgreSQL down and releases the leader key (a replica takes over at once)
+        pid_alive "$pid" patroni && kill -TERM "$pid" 2>/dev/null || true
+    fi
+    wait_gone 30 "$pid" patroni || { kill -KILL "$pid" 2>/dev/null || true; }
+    wait_gone 15 "$ppid" postgres || { kill -KILL "$ppid" 2>/dev/null || true; }
+    rm -f "$DIR/pids/$m.pid"
+}
+
+cmd_start_member() {
+    local m=${POS[0]:?MEMBER required}
+    load_env
+    member_scope "$m" >/dev/null
+    start_patroni "$m"
+    [ $NOWAIT = 1 ] || wait_member_running "$m" "${TIMEOUT:-60}"
+}
+
+cmd_switchover() {
+    local scope=${POS[0]:?SCOPE required} leader body code deadline new=
+    load_env
+    scope_members "$scope" >/dev/null
+    leader=$(scope_leader "$scope")
+    [ -n "$leader" ] || die "scope $scope has no running leader"
+    if [ -n "$CANDIDATE" ]; then
+        body="{\"leader\": \"$leader\", \"candidate\": \"$CANDIDATE\"}"
+    else
+        body="{\"leader\": \"$leader\"}"
+    fi
+    code=$(curl -s -m 40 -o "$DIR/switchover.out" -w '%{http_code}' -u "patroni:$PATRONI_PASSWORD" \
+        -H 'Content-Type: application/json' -d "$body" "http://$(member_addr "$leader"):8008/switchover" || true)
+    echo "POST /switchover $body -> HTTP $code: $(cat "$DIR/switchover.out" 2>/dev/null)"
+    case $code in 200 | 503) ;; *) die "switchover refused" ;; esac
+    deadline=$(($(date +%s) + ${TIMEOUT:-60}))
+    while :; do
+        new=$(scope_leader "$scope")
+        if [ -n "$new" ] && [ "$new" != "$leader" ] && wait_writable "$new" 1; then break; fi
+        [ "$(date +%s)" -lt "$deadline" ] || die "no writable new leader in $scope"
+        sleep 0.2
+    done
+    echo "$scope: new leader $new ($(member_addr "$new")) is writable"
+}
+
+case $CMD in
+start) cmd_start ;;
+stop) cmd_stop ;;
+status) load_env; print_status ;;
+wait-healthy) load_env; wait_healthy "${TIMEOUT:-$START_TIMEOUT}" ;;
+psql)
+    load_env
+    [ ${#POS[@]} -ge 1 ] || die "psql --dir DIR MEMBER [psql args]"
+    m=${POS[0]}
+    member_psql "$m" "${POS[@]:1}" ;;
+kill-patroni) cmd_kill_patroni ;;
+start-member) cmd_start_member ;;
+switchover) cmd_switchover ;;
+*) die "unknown command '$CMD'" ;;
+esac
