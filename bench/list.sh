@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Speed benchmark of `citusctl list`, against baselines measured in the same run (see BENCHMARKS.md).
 #
-#   bench/list.sh                          # everything: both flavours, hung member, scale (~5 min)
+#   bench/list.sh                          # everything: both flavours, hung member, scale (~2-4 min)
 #   FLAVORS=patroni4 RUNS=30 bench/list.sh
 #   SKIP_SCALE=1 bench/list.sh
 #
@@ -84,13 +84,12 @@ context() {
     for n in 127.0.1 127.0.2; do
         if curl -s -m 1 -o /dev/null "http://$n.1:8008/cluster"; then busy+=("$n"); fi
     done
-    printf '%s: load average %s; other test clusters answering: %s; cargo/rustc processes: %s\n' \
+    printf '%s: load average %s; test clusters on 127.0.1/127.0.2: %s; patroni processes: %s; cargo/rustc processes: %s\n' \
         "$1" "$(cut -d' ' -f1-3 /proc/loadavg)" "${busy[*]:-none}" \
+        "$(ps -eo args= | grep -cE '[p]atroni .*patroni\.yml' || true)" \
         "$(ps -eo comm= | grep -cE '^(cargo|rustc)$' || true)" | tee -a "$SUMMARY"
 }
-: >"$WORK/ctx"
 printf 'hyperfine %s, %s cores, %s\n' "$(hyperfine --version | cut -d' ' -f2)" "$(nproc)" "$(uname -sr)" | tee -a "$SUMMARY"
-context "start"
 
 # ---------------------------------------------------------------------------------------------------------------
 # reporting: medians from hyperfine --export-json
@@ -135,14 +134,16 @@ rss_median() { # LABEL CMD... : peak RSS over MEM_RUNS runs (/usr/bin/time -v), 
     local label=$1 i
     shift
     for ((i = 0; i < MEM_RUNS; i++)); do
-        /usr/bin/time -v "$@" 2>&1 >/dev/null | sed -n 's/.*Maximum resident set size (kbytes): //p'
+        /usr/bin/time -v "$@" >/dev/null 2>"$WORK/time.txt" || true # citusctl exits 1 here
+        sed -n 's/.*Maximum resident set size (kbytes): //p' "$WORK/time.txt"
     done | python3 -c '
 import statistics, sys
 label = sys.argv[1]
 kb = [int(x) for x in sys.stdin.read().split()]
 assert kb, "no RSS figure from /usr/bin/time"
 m = statistics.median(kb) / 1024
-print(f"scale     {label:22} peak RSS median {m:6.1f} MB  (min {min(kb)/1024:.1f}, max {max(kb)/1024:.1f}, runs {len(kb)})   (target < 30 MB)   {\"ok\" if m < 30 else \"MISSED\"}")
+verdict = "ok" if m < 30 else "MISSED"
+print(f"scale     {label:22} peak RSS median {m:6.1f} MB  (min {min(kb)/1024:.1f}, max {max(kb)/1024:.1f}, runs {len(kb)})   (target < 30 MB)   {verdict}")
 ' "$label" | tee -a "$SUMMARY"
 }
 
@@ -179,6 +180,7 @@ for flavour in $FLAVORS; do
     if curl -s -m 1 -o /dev/null "http://$net.1:8008/cluster"; then
         die "something already answers on $net.1:8008: set NET_${flavour^^}=127.0.N to a free net"
     fi
+    context "before $flavour"
     dir=$(mktemp -d "/tmp/cb-${flavour: -2}.XXXX")
     CLUSTER_DIRS+=("$dir")
     log "$flavour: cluster on $net in $dir"
@@ -203,7 +205,7 @@ for flavour in $FLAVORS; do
         -n "curl /cluster" "curl -s http://$net.1:8008/cluster"
 
     # information: the same without the PostgreSQL metadata read (ports closed, fails at once)
-    sed -E -e 's/^(    - \{ name: pg[0-9]+, host: [0-9.]+) \}/\1, port: 1 }/' \
+    sed -E -e 's/^( +- \{ name: pg[0-9]+, host: [0-9.]+) \}/\1, port: 1 }/' \
         -e 's/^  sslmode: .*/&\n  connect_timeout: 1s/' "$inv" >"$WORK/$flavour-restonly.yml"
     [ "$(grep -c 'port: 1 }' "$WORK/$flavour-restonly.yml")" -eq 6 ] || die "rest-only inventory: sed did not match"
     hyperfine -N -i --style basic --warmup "$WARMUP" --runs "$RUNS" --export-json "$WORK/$flavour-rest.json" \
@@ -234,6 +236,7 @@ done
 # ---------------------------------------------------------------------------------------------------------------
 # 3: scale
 if [ -z "${SKIP_SCALE:-}" ]; then
+    context "before scale"
     log "scale: canned Patroni 4 on ${SCALE_BASE}.{0..$SCALE_GROUPS}.{1..3}:8008"
     curl -s -m 1 -o /dev/null "http://$SCALE_BASE.1.1:8008/cluster" && die "something already answers on $SCALE_BASE.1.1:8008"
     python3 "$ROOT/bench/canned_patroni.py" --groups "$SCALE_GROUPS" --base "$SCALE_BASE" \
@@ -270,6 +273,10 @@ PY
         -n "list -f json (303)" "$BIN -i $WORK/scale.yml list -f json" \
         -n "list pretty (303)" "$BIN -i $WORK/scale.yml list"
     report scale "$WORK/scale-time.json"
+    # information: the floor set by the canned server, all 303 /cluster at once from one curl
+    hyperfine -N --style basic --warmup "$WARMUP" --runs "$RUNS" --export-json "$WORK/scale-curl.json" \
+        -n "curl -Z 303 /cluster" "curl -s -Z --parallel-max 300 http://$SCALE_BASE.[0-$SCALE_GROUPS].[1-3]:8008/cluster"
+    report info "$WORK/scale-curl.json" scale
     log "scale: peak memory"
     rss_median "list -f json (303)" "$BIN" -i "$WORK/scale.yml" list -f json
     rss_median "list pretty (303)" "$BIN" -i "$WORK/scale.yml" list
