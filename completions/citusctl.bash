@@ -28,6 +28,9 @@ _citusctl() {
             citusctl,list)
                 cmd="citusctl__subcmd__list"
                 ;;
+            citusctl,resync)
+                cmd="citusctl__subcmd__resync"
+                ;;
             citusctl__subcmd__help,completions)
                 cmd="citusctl__subcmd__help__subcmd__completions"
                 ;;
@@ -40,6 +43,9 @@ _citusctl() {
             citusctl__subcmd__help,list)
                 cmd="citusctl__subcmd__help__subcmd__list"
                 ;;
+            citusctl__subcmd__help,resync)
+                cmd="citusctl__subcmd__help__subcmd__resync"
+                ;;
             *)
                 ;;
         esac
@@ -47,7 +53,7 @@ _citusctl() {
 
     case "${cmd}" in
         citusctl)
-            opts="-i -v -h -V --inventory --verbose --help --version list completions generate-assets help"
+            opts="-i -v -h -V --inventory --verbose --help --version list resync completions generate-assets help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -113,7 +119,7 @@ _citusctl() {
             return 0
             ;;
         citusctl__subcmd__help)
-            opts="list completions generate-assets help"
+            opts="list resync completions generate-assets help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -182,6 +188,20 @@ _citusctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        citusctl__subcmd__help__subcmd__resync)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         citusctl__subcmd__list)
             opts="-f -W -w -i -v -h -V --format --watch --inventory --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -203,6 +223,48 @@ _citusctl() {
                     ;;
                 -w)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --inventory)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        citusctl__subcmd__resync)
+            opts="-y -f -i -v -h -V --dry-run --check --yes --watch --interval --force --lock-cooldown --statement-timeout --format --inventory --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --interval)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-cooldown)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --statement-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "pretty json yaml tsv" -- "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -W "pretty json yaml tsv" -- "${cur}"))
                     return 0
                     ;;
                 --inventory)

@@ -29,6 +29,7 @@ complete -c citusctl -n "__fish_citusctl_needs_command" -s v -l verbose -d 'More
 complete -c citusctl -n "__fish_citusctl_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c citusctl -n "__fish_citusctl_needs_command" -s V -l version -d 'Print version'
 complete -c citusctl -n "__fish_citusctl_needs_command" -f -a "list" -d 'Show every group and member, and whether pg_dist_node agrees with Patroni'
+complete -c citusctl -n "__fish_citusctl_needs_command" -f -a "resync" -d 'Make pg_dist_node match the inventory and the live Patroni state'
 complete -c citusctl -n "__fish_citusctl_needs_command" -f -a "completions" -d 'Print the shell completion script for SHELL to stdout'
 complete -c citusctl -n "__fish_citusctl_needs_command" -f -a "generate-assets"
 complete -c citusctl -n "__fish_citusctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -42,6 +43,22 @@ complete -c citusctl -n "__fish_citusctl_using_subcommand list" -s W -d 'Redraw 
 complete -c citusctl -n "__fish_citusctl_using_subcommand list" -s v -l verbose -d 'More detail on stderr (-v: info, -vv: debug). Also: CITUSCTL_LOG=debug'
 complete -c citusctl -n "__fish_citusctl_using_subcommand list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c citusctl -n "__fish_citusctl_using_subcommand list" -s V -l version -d 'Print version'
+complete -c citusctl -n "__fish_citusctl_using_subcommand resync" -l interval -d 'How often the controller looks (with --watch)' -r
+complete -c citusctl -n "__fish_citusctl_using_subcommand resync" -l lock-cooldown -d 'With --force: how long blocking transactions may finish before they are cancelled' -r
+complete -c citusctl -n "__fish_citusctl_using_subcommand resync" -l statement-timeout -d 'Roll back when one Citus call waits longer than this' -r
+complete -c citusctl -n "__fish_citusctl_using_subcommand resync" -s f -l format -d 'Output format' -r -f -a "pretty\t'Tables for people'
+json\t'One JSON document (with `format_version`)'
+yaml\t'The same document as YAML'
+tsv\t'Tab-separated values, one line per row, with a header line'"
+complete -c citusctl -n "__fish_citusctl_using_subcommand resync" -s i -l inventory -d 'Inventory file [default: $CITUSCTL_INVENTORY, ./citusctl.yml, ~/.config/citusctl/inventory.yml]' -r -F
+complete -c citusctl -n "__fish_citusctl_using_subcommand resync" -l dry-run -d 'Show the plan and stop'
+complete -c citusctl -n "__fish_citusctl_using_subcommand resync" -l check -d 'Change nothing; exit 1 when pg_dist_node differs from what it should be (for cron)'
+complete -c citusctl -n "__fish_citusctl_using_subcommand resync" -s y -l yes -d 'Apply without asking (needed when stdin is not a terminal)'
+complete -c citusctl -n "__fish_citusctl_using_subcommand resync" -l watch -d 'Run as a controller: repair pg_dist_node whenever it drifts, until SIGTERM or Ctrl-C'
+complete -c citusctl -n "__fish_citusctl_using_subcommand resync" -l force -d 'Let citus_update_node cancel transactions that block it after --lock-cooldown (Citus `force => true`). Without it, a long writer on the group delays the update up to --statement-timeout and the transaction is rolled back'
+complete -c citusctl -n "__fish_citusctl_using_subcommand resync" -s v -l verbose -d 'More detail on stderr (-v: info, -vv: debug). Also: CITUSCTL_LOG=debug'
+complete -c citusctl -n "__fish_citusctl_using_subcommand resync" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c citusctl -n "__fish_citusctl_using_subcommand resync" -s V -l version -d 'Print version'
 complete -c citusctl -n "__fish_citusctl_using_subcommand completions" -s i -l inventory -d 'Inventory file [default: $CITUSCTL_INVENTORY, ./citusctl.yml, ~/.config/citusctl/inventory.yml]' -r -F
 complete -c citusctl -n "__fish_citusctl_using_subcommand completions" -s v -l verbose -d 'More detail on stderr (-v: info, -vv: debug). Also: CITUSCTL_LOG=debug'
 complete -c citusctl -n "__fish_citusctl_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -50,7 +67,8 @@ complete -c citusctl -n "__fish_citusctl_using_subcommand generate-assets" -s i 
 complete -c citusctl -n "__fish_citusctl_using_subcommand generate-assets" -s v -l verbose -d 'More detail on stderr (-v: info, -vv: debug). Also: CITUSCTL_LOG=debug'
 complete -c citusctl -n "__fish_citusctl_using_subcommand generate-assets" -s h -l help -d 'Print help'
 complete -c citusctl -n "__fish_citusctl_using_subcommand generate-assets" -s V -l version -d 'Print version'
-complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list completions generate-assets help" -f -a "list" -d 'Show every group and member, and whether pg_dist_node agrees with Patroni'
-complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list completions generate-assets help" -f -a "completions" -d 'Print the shell completion script for SHELL to stdout'
-complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list completions generate-assets help" -f -a "generate-assets"
-complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list completions generate-assets help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list resync completions generate-assets help" -f -a "list" -d 'Show every group and member, and whether pg_dist_node agrees with Patroni'
+complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list resync completions generate-assets help" -f -a "resync" -d 'Make pg_dist_node match the inventory and the live Patroni state'
+complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list resync completions generate-assets help" -f -a "completions" -d 'Print the shell completion script for SHELL to stdout'
+complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list resync completions generate-assets help" -f -a "generate-assets"
+complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list resync completions generate-assets help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

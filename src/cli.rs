@@ -30,6 +30,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     List(commands::list::Args),
+    Resync(commands::resync::Args),
     Completions(commands::completions::Args),
     #[command(hide = true)]
     GenerateAssets(commands::generate_assets::Args),

@@ -5,6 +5,7 @@
 //! `verdict` (pure interpretation), `status` (the report), `output` (the only stdout writer),
 //! `commands` (one file per subcommand), `exit` (exit codes).
 
+pub mod apply;
 pub mod citus;
 pub mod cli;
 pub mod commands;
@@ -16,9 +17,11 @@ pub mod observe;
 pub mod output;
 pub mod patroni;
 pub mod pg;
+pub mod plan;
 pub mod secret;
 pub mod status;
 pub mod topology;
+pub mod ui;
 pub mod verdict;
 
 use std::process::ExitCode;

@@ -30,7 +30,12 @@ fn cluster() -> Cluster {
         .lines()
         .filter_map(|l| l.strip_prefix("export "))
         .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.trim_matches(|c| c == '\'' || c == '"').to_owned()))
+        .map(|(k, v)| {
+            (
+                k.to_owned(),
+                v.trim_matches(|c| c == '\'' || c == '"').to_owned(),
+            )
+        })
         .collect();
     Cluster { dir, env }
 }
@@ -43,8 +48,11 @@ impl Cluster {
         format!("{}.{}", self.env["CITUSCTL_TEST_NET"], &member[2..])
     }
     fn citusctl(&self) -> Command {
+        self.citusctl_with(&self.dir.join("inventory.yml"))
+    }
+    fn citusctl_with(&self, inventory: &std::path::Path) -> Command {
         let mut c = citusctl();
-        c.arg("-i").arg(self.dir.join("inventory.yml"));
+        c.arg("-i").arg(inventory);
         for k in ["CITUS_PGPASSWORD", "PATRONI_PASSWORD"] {
             c.env(k, &self.env[k]);
         }
@@ -58,7 +66,10 @@ impl Cluster {
     }
     fn harness(&self, args: &[&str]) -> String {
         let out = Command::new("bash")
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cluster/cluster.sh"))
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/cluster/cluster.sh"
+            ))
             .arg(args[0])
             .arg("--dir")
             .arg(&self.dir)
@@ -77,7 +88,10 @@ impl Cluster {
         self.harness(&["psql", member, "-XAtc", sql])
     }
     fn leader_of(&self, v: &Value, scope: &str) -> String {
-        group(v, scope)["leader"].as_str().unwrap_or_else(|| panic!("{scope} has no leader: {v}")).to_owned()
+        group(v, scope)["leader"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{scope} has no leader: {v}"))
+            .to_owned()
     }
     /// Wait until `list` says everything is fine (after a test changed the cluster).
     fn wait_ok(&self) -> Value {
@@ -87,18 +101,32 @@ impl Cluster {
             if r.code == 0 {
                 return v;
             }
-            assert!(Instant::now() < deadline, "cluster did not settle:\n{}", r.stdout);
+            assert!(
+                Instant::now() < deadline,
+                "cluster did not settle:\n{}",
+                r.stdout
+            );
             std::thread::sleep(Duration::from_millis(500));
         }
     }
 }
 
 fn group<'a>(v: &'a Value, scope: &str) -> &'a Value {
-    v["groups"].as_array().unwrap().iter().find(|g| g["scope"] == scope).unwrap()
+    v["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["scope"] == scope)
+        .unwrap()
 }
 
 fn primary_row<'a>(g: &'a Value) -> &'a Value {
-    g["pg_dist_node"].as_array().unwrap().iter().find(|r| r["noderole"] == "primary").unwrap()
+    g["pg_dist_node"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["noderole"] == "primary")
+        .unwrap()
 }
 
 #[test]
@@ -108,9 +136,18 @@ fn list_shows_a_healthy_cluster_in_agreement() {
     let v = c.wait_ok();
     assert_eq!(v["format_version"], 1);
     assert_eq!(v["ok"], true);
-    let scopes: Vec<&str> = v["groups"].as_array().unwrap().iter().map(|g| g["scope"].as_str().unwrap()).collect();
+    let scopes: Vec<&str> = v["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["scope"].as_str().unwrap())
+        .collect();
     assert_eq!(scopes, ["cn", "wk1", "wk2"]);
-    for (scope, id, kind) in [("cn", 0, "coordinator"), ("wk1", 1, "worker"), ("wk2", 2, "worker")] {
+    for (scope, id, kind) in [
+        ("cn", 0, "coordinator"),
+        ("wk1", 1, "worker"),
+        ("wk2", 2, "worker"),
+    ] {
         let g = group(&v, scope);
         assert_eq!(g["group"], id);
         assert_eq!(g["kind"], kind);
@@ -126,9 +163,16 @@ fn list_shows_a_healthy_cluster_in_agreement() {
                 assert_eq!(m["role"], "leader");
                 assert_eq!(m["state"], "running");
             } else {
-                assert!(matches!(m["role"].as_str(), Some("replica" | "sync_standby")), "{m}");
+                assert!(
+                    matches!(m["role"].as_str(), Some("replica" | "sync_standby")),
+                    "{m}"
+                );
                 // Patroni 3.0.2 says `running` for a streaming replica; 4.x says `streaming`.
-                let want = if c.flavor() == "patroni3" { "running" } else { "streaming" };
+                let want = if c.flavor() == "patroni3" {
+                    "running"
+                } else {
+                    "streaming"
+                };
                 assert_eq!(m["state"], want, "{m}");
             }
             assert!(m["timeline"].as_u64().unwrap() >= 1);
@@ -139,14 +183,21 @@ fn list_shows_a_healthy_cluster_in_agreement() {
         assert_eq!(row["verdict"], "ok");
         let in_catalog = c.sql(
             &c.leader_of(&v, "cn"),
-            &format!("SELECT nodename FROM pg_dist_node WHERE groupid = {id} AND noderole = 'primary'"),
+            &format!(
+                "SELECT nodename FROM pg_dist_node WHERE groupid = {id} AND noderole = 'primary'"
+            ),
         );
         assert_eq!(in_catalog, c.addr(&leader));
     }
 
     let r = run(c.citusctl().arg("list"));
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stdout.starts_with(&format!("+ Citus cluster: test-{} ", c.flavor())), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .starts_with(&format!("+ Citus cluster: test-{} ", c.flavor())),
+        "{}",
+        r.stdout
+    );
     assert!(r.stdout.contains("| Leader "), "{}", r.stdout);
     assert_eq!(r.stdout.matches("primary ok").count(), 3, "{}", r.stdout);
     assert!(!r.stdout.contains("Problems"), "{}", r.stdout);
@@ -159,7 +210,9 @@ fn list_marks_pg_dist_node_stale_after_a_patroni_switchover() {
     let before = c.wait_ok();
     let old = c.leader_of(&before, "wk1");
     let cn_leader = c.leader_of(&before, "cn");
-    let nodeid = primary_row(group(&before, "wk1"))["nodeid"].as_i64().unwrap();
+    let nodeid = primary_row(group(&before, "wk1"))["nodeid"]
+        .as_i64()
+        .unwrap();
 
     // Patroni's own REST API, as an operator would do it today.
     c.harness(&["switchover", "wk1"]);
@@ -188,7 +241,13 @@ fn list_marks_pg_dist_node_stale_after_a_patroni_switchover() {
     );
 
     // Put the catalog right by hand, as operators do today; list agrees again.
-    c.sql(&cn_leader, &format!("SELECT citus_update_node({nodeid}, '{}', 5432)", c.addr(&new)));
+    c.sql(
+        &cn_leader,
+        &format!(
+            "SELECT citus_update_node({nodeid}, '{}', 5432)",
+            c.addr(&new)
+        ),
+    );
     let after = c.wait_ok();
     assert_eq!(primary_row(group(&after, "wk1"))["nodename"], c.addr(&new));
 }
@@ -206,10 +265,17 @@ fn list_of_some_scopes_in_every_format() {
     let r = run(c.citusctl().args(["list", "wk1", "cn", "-f", "tsv"]));
     assert_eq!(r.code, 0);
     let lines: Vec<&str> = r.stdout.lines().collect();
-    assert_eq!(lines[0], "Group\tScope\tMember\tHost\tRole\tState\tTL\tLag in MB\tpg_dist_node");
+    assert_eq!(
+        lines[0],
+        "Group\tScope\tMember\tHost\tRole\tState\tTL\tLag in MB\tpg_dist_node"
+    );
     assert_eq!(lines.len(), 5, "{}", r.stdout);
     assert!(lines[1..].iter().all(|l| l.split('\t').count() == 9));
-    assert!(lines[1].starts_with("0\tcn\tpg1\t") || lines[1].starts_with("0\tcn\tpg2\t"), "{}", r.stdout);
+    assert!(
+        lines[1].starts_with("0\tcn\tpg1\t") || lines[1].starts_with("0\tcn\tpg2\t"),
+        "{}",
+        r.stdout
+    );
 
     let r = run(c.citusctl().args(["list", "-f", "yaml"]));
     assert_eq!(r.code, 0);
@@ -228,20 +294,331 @@ fn list_reports_a_stopped_member_and_a_wrong_database_password() {
     c.harness(&["kill-patroni", replica]);
     let (r, v) = c.list_json(&[]);
     assert_eq!(r.code, 1, "{}", r.stdout);
-    let m = group(&v, "wk2")["members"].as_array().unwrap().iter().find(|m| m["name"] == replica).unwrap().clone();
+    let m = group(&v, "wk2")["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == replica)
+        .unwrap()
+        .clone();
     assert_eq!(m["reachable"], false);
-    assert!(m["error"].as_str().unwrap().starts_with("cannot connect"), "{m}");
+    assert!(
+        m["error"].as_str().unwrap().starts_with("cannot connect"),
+        "{m}"
+    );
     // The metadata is still judged: the leader is known.
     assert_eq!(group(&v, "wk2")["verdict"], "ok");
     c.harness(&["start-member", replica]);
     c.wait_ok();
 
     // A wrong password: Patroni's view is still shown; the metadata error says why; no leak.
-    let r = run(c.citusctl().env("CITUS_PGPASSWORD", "wrong-pw-xyz").args(["list", "-f", "json"]));
+    let r = run(c
+        .citusctl()
+        .env("CITUS_PGPASSWORD", "wrong-pw-xyz")
+        .args(["list", "-f", "json"]));
     assert_eq!(r.code, 1);
     let v: Value = serde_json::from_str(&r.stdout).unwrap();
     let err = v["metadata"]["databases"][0]["error"].as_str().unwrap();
     assert!(err.contains("password authentication failed"), "{err}");
     assert!(!r.stdout.contains("wrong-pw-xyz") && !r.stderr.contains("wrong-pw-xyz"));
     assert_eq!(group(&v, "wk1")["verdict"], "unknown");
+}
+
+// ---- resync -------------------------------------------------------------------------------
+
+fn dist_rows(c: &Cluster, cn_leader: &str) -> String {
+    c.sql(cn_leader, "SELECT string_agg(nodeid || ':' || groupid || ':' || nodename || ':' || noderole || ':' || isactive, ' ' ORDER BY nodeid) FROM pg_dist_node")
+}
+
+#[test]
+fn resync_repairs_a_stale_row_after_a_switchover_and_then_has_nothing_to_do() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = cluster();
+    let before = c.wait_ok();
+    let cn_leader = c.leader_of(&before, "cn");
+    let nodeid = primary_row(group(&before, "wk1"))["nodeid"]
+        .as_i64()
+        .unwrap();
+    c.harness(&["switchover", "wk1"]);
+    let (_, v) = c.list_json(&[]);
+    let new = c.leader_of(&v, "wk1");
+    let rows_before = dist_rows(&c, &cn_leader);
+
+    // --check: differs -> 1; --dry-run: shows the one change, writes nothing.
+    assert_eq!(run(c.citusctl().args(["resync", "--check"])).code, 1);
+    let r = run(c.citusctl().args(["resync", "--dry-run", "-f", "json"]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let plan: Value = serde_json::from_str(&r.stdout).unwrap();
+    let changes = plan["plan"]["databases"][0]["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 1, "{plan}");
+    assert_eq!(changes[0]["nodeid"], nodeid);
+    assert_eq!(changes[0]["wanted"], format!("{}:5432", c.addr(&new)));
+    assert_eq!(plan["outcome"], "planned");
+    assert_eq!(dist_rows(&c, &cn_leader), rows_before, "dry run wrote");
+
+    // Without a terminal and without --yes: refused as a usage error, nothing written.
+    let r = run(c.citusctl().arg("resync"));
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("pass --yes"), "{}", r.stderr);
+    assert_eq!(dist_rows(&c, &cn_leader), rows_before);
+
+    let r = run(c.citusctl().args(["resync", "--yes"]));
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("applied 1 change(s); verified: ok"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        c.sql(
+            &cn_leader,
+            &format!("SELECT nodename FROM pg_dist_node WHERE nodeid = {nodeid}")
+        ),
+        c.addr(&new)
+    );
+    // The rows are right at once; list is all green once the old leader streams again.
+    let (_, v) = c.list_json(&[]);
+    assert_eq!(group(&v, "wk1")["verdict"], "ok", "{v}");
+    c.wait_ok();
+    // The new primary is writable through the address pg_dist_node now holds.
+    let addr = c.sql(
+        &cn_leader,
+        "SELECT nodename FROM pg_dist_node WHERE groupid = 1 AND noderole = 'primary'",
+    );
+    let member = format!("pg{}", addr.rsplit('.').next().unwrap());
+    assert_eq!(c.sql(&member, "SELECT pg_is_in_recovery()"), "f");
+
+    let r = run(c.citusctl().args(["resync", "--yes"]));
+    assert_eq!(r.code, 0);
+    assert!(r.stdout.contains("nothing to do"), "{}", r.stdout);
+    assert_eq!(run(c.citusctl().args(["resync", "--check"])).code, 0);
+}
+
+#[test]
+fn resync_swaps_primary_and_secondary_rows_in_one_transaction() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = cluster();
+    let v = c.wait_ok();
+    let cn_leader = c.leader_of(&v, "cn");
+    let old = c.leader_of(&v, "wk2");
+    let replica = if old == "pg5" { "pg6" } else { "pg5" };
+    let sec = c.sql(
+        &cn_leader,
+        &format!(
+            "SELECT citus_add_node('{}', 5432, 2, 'secondary')",
+            c.addr(replica)
+        ),
+    );
+    assert_eq!(c.wait_ok()["ok"], true, "a secondary on the replica is ok");
+
+    c.harness(&["switchover", "wk2", "--candidate", replica]);
+    let (r, v) = c.list_json(&[]);
+    assert_eq!(r.code, 1);
+    let verdicts: Vec<&str> = group(&v, "wk2")["pg_dist_node"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["verdict"].as_str().unwrap())
+        .collect();
+    assert_eq!(verdicts, ["stale", "stale"], "{v}");
+
+    let r = run(c.citusctl().args(["resync", "--yes", "wk2"]));
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains(&format!(
+            "citus_update_node({sec}, '{}-citusctl-{sec}', 5432)",
+            c.addr(replica)
+        )),
+        "{}",
+        r.stdout
+    );
+    let p = c.sql(
+        &cn_leader,
+        "SELECT nodename FROM pg_dist_node WHERE groupid = 2 AND noderole = 'primary'",
+    );
+    let s = c.sql(
+        &cn_leader,
+        &format!("SELECT nodename FROM pg_dist_node WHERE nodeid = {sec}"),
+    );
+    assert_eq!((p, s), (c.addr(replica), c.addr(&old)));
+    assert_eq!(c.wait_ok()["ok"], true);
+    c.sql(
+        &cn_leader,
+        &format!("SELECT citus_remove_node('{}', 5432)", c.addr(&old)),
+    );
+    c.wait_ok();
+}
+
+#[test]
+fn resync_never_writes_a_group_without_a_leader_or_an_unreachable_coordinator() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = cluster();
+    let v = c.wait_ok();
+    let cn_leader = c.leader_of(&v, "cn");
+    // Make wk1's row wrong by hand, so that there is something resync would like to write.
+    let wk1_row = primary_row(group(&v, "wk1"))["nodeid"].as_i64().unwrap();
+    c.sql(
+        &cn_leader,
+        &format!("SELECT citus_update_node({wk1_row}, '127.0.99.99', 5432)"),
+    );
+
+    // Coordinator unreachable: exit 3, nothing written.
+    let inv = std::fs::read_to_string(c.dir.join("inventory.yml")).unwrap();
+    let bad = c.dir.join("inventory-cn-down.yml");
+    let net = &c.env["CITUSCTL_TEST_NET"];
+    let broken = inv
+        .replace(
+            &format!("{{ name: pg1, host: {net}.1 }}"),
+            &format!("{{ name: pg1, host: {net}.1, api: \"http://127.0.0.1:9/\" }}"),
+        )
+        .replace(
+            &format!("{{ name: pg2, host: {net}.2 }}"),
+            &format!("{{ name: pg2, host: {net}.2, api: \"http://127.0.0.1:9/\" }}"),
+        );
+    assert_ne!(broken, inv, "inventory layout changed");
+    std::fs::write(&bad, broken).unwrap();
+    let before = dist_rows(&c, &cn_leader);
+    let r = run(c.citusctl_with(&bad).args(["resync", "--yes"]));
+    assert_eq!(r.code, 3, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("coordinator unreachable"), "{}", r.stdout);
+    assert_eq!(dist_rows(&c, &cn_leader), before);
+
+    // Two leaders in wk1 (a fault Patroni prevents, so canned /cluster answers stand in for it).
+    let two = fake_patroni_pair(
+        &[("pg3", "leader"), ("pg4", "replica")],
+        &[("pg3", "replica"), ("pg4", "leader")],
+    );
+    let split = c.dir.join("inventory-split.yml");
+    std::fs::write(
+        &split,
+        inv.replace(
+            &format!("{{ name: pg3, host: {net}.3 }}"),
+            &format!("{{ name: pg3, host: {net}.3, api: \"{}\" }}", two.0),
+        )
+        .replace(
+            &format!("{{ name: pg4, host: {net}.4 }}"),
+            &format!("{{ name: pg4, host: {net}.4, api: \"{}\" }}", two.1),
+        ),
+    )
+    .unwrap();
+    let r = run(c.citusctl_with(&split).args(["resync", "--yes"]));
+    assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .contains("refused: wk1: wk1 has 2 leaders: pg3, pg4 (not written)"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(dist_rows(&c, &cn_leader), before);
+
+    // No leader: stop both members of wk1.
+    c.harness(&["kill-patroni", "pg4"]);
+    c.harness(&["kill-patroni", "pg3"]);
+    let r = run(c.citusctl().args(["resync", "--yes", "-f", "json"]));
+    assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
+    let rep: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(rep["plan"]["refused"][0]["scope"], "wk1", "{rep}");
+    assert_eq!(dist_rows(&c, &cn_leader), before);
+    c.harness(&["start-member", "pg3"]);
+    c.harness(&["start-member", "pg4"]);
+
+    // Back to normal: resync repairs the hand-made damage.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = run(c.citusctl().args(["resync", "--yes"]));
+        if r.code == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{}\n{}", r.stdout, r.stderr);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let v = c.wait_ok();
+    let now = primary_row(group(&v, "wk1"))["nodename"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(now, c.addr(&c.leader_of(&v, "wk1")));
+}
+
+#[test]
+fn resync_watch_repairs_a_switchover_by_itself_and_stops_on_sigterm() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = cluster();
+    let v = c.wait_ok();
+    let old = c.leader_of(&v, "wk2");
+    let child = c
+        .citusctl()
+        .args(["resync", "--watch", "--interval", "1s"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.harness(&["switchover", "wk2"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let v = loop {
+        let (r, v) = c.list_json(&[]);
+        if r.code == 0 && c.leader_of(&v, "wk2") != old {
+            break v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "controller did not repair: {}",
+            r.stdout
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let new = c.leader_of(&v, "wk2");
+    unsafe_sigterm(child.id());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("resync controller for"), "{log}");
+    assert!(
+        log.contains(&format!("wk2 primary row"))
+            && log.contains(&format!("-> {}:5432", c.addr(&new))),
+        "{log}"
+    );
+    assert!(log.contains("SIGTERM: stopping"), "{log}");
+    assert!(out.stdout.is_empty());
+}
+
+fn unsafe_sigterm(pid: u32) {
+    let ok = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+}
+
+/// Two canned Patroni REST APIs whose /cluster documents disagree about the leader.
+fn fake_patroni_pair(a: &[(&str, &str)], b: &[(&str, &str)]) -> (String, String) {
+    fn serve(members: Vec<(String, String)>) -> String {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let ms: Vec<String> = members
+            .iter()
+            .map(|(n, r)| {
+                format!(r#"{{"name":"{n}","role":"{r}","state":"running","timeline":1,"lag":0}}"#)
+            })
+            .collect();
+        let body = format!(r#"{{"members":[{}]}}"#, ms.join(","));
+        std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            for mut s in l.incoming().flatten() {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf);
+                let _ = s.write_all(
+                    format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes(),
+                );
+            }
+        });
+        format!("http://{addr}/")
+    }
+    let own = |v: &[(&str, &str)]| {
+        v.iter()
+            .map(|(n, r)| (n.to_string(), r.to_string()))
+            .collect()
+    };
+    (serve(own(a)), serve(own(b)))
 }

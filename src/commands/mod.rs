@@ -3,6 +3,8 @@
 pub mod completions;
 pub mod generate_assets;
 pub mod list;
+pub mod resync;
+mod resync_watch;
 
 use crate::cli::{Cli, Command};
 use crate::context::Context;
@@ -12,6 +14,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
     let ctx = || Context::load(cli.inventory.as_deref());
     match cli.command {
         Command::List(args) => list::run(ctx()?, args).await,
+        Command::Resync(args) => resync::run(ctx()?, args).await,
         Command::Completions(args) => completions::run(args),
         Command::GenerateAssets(args) => generate_assets::run(args),
     }

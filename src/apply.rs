@@ -1,0 +1,121 @@
+//! Apply: run a database's planned Citus calls in one transaction on the coordinator leader.
+//!
+//! Every value is a bind parameter; nothing from the inventory or Patroni is spliced into SQL.
+
+use crate::pg::{self, PgError, PgParams};
+use crate::plan::{DatabasePlan, Step};
+use crate::topology::Endpoint;
+
+/// How `citus_update_node` treats transactions that hold the group's locks.
+#[derive(Debug, Clone, Copy)]
+pub struct UpdateOptions {
+    /// Cancel blocking transactions after `lock_cooldown_ms` (Citus `force => true`).
+    pub force: bool,
+    pub lock_cooldown_ms: i32,
+    /// Give up (and roll back) when one call waits longer than this.
+    pub statement_timeout_ms: u64,
+}
+
+pub async fn apply_database(
+    params: &PgParams,
+    coordinator: &Endpoint,
+    plan: &DatabasePlan,
+    opts: UpdateOptions,
+) -> Result<(), PgError> {
+    if plan.steps.is_empty() {
+        return Ok(());
+    }
+    let mut client = pg::connect(params, coordinator, &plan.database).await?;
+    let tx = client
+        .transaction()
+        .await
+        .map_err(|e| PgError::from_query(&e))?;
+    // The leader may have been demoted since we looked: refuse rather than fail half-way.
+    let in_recovery: bool = tx
+        .query_one("SELECT pg_catalog.pg_is_in_recovery()", &[])
+        .await
+        .map_err(|e| PgError::from_query(&e))?
+        .get(0);
+    if in_recovery {
+        return Err(PgError::Query {
+            code: None,
+            message: format!("{coordinator} is in recovery: not the coordinator leader any more"),
+        });
+    }
+    tx.execute(
+        &format!(
+            "SET LOCAL statement_timeout = {}",
+            opts.statement_timeout_ms
+        ),
+        &[],
+    )
+    .await
+    .map_err(|e| PgError::from_query(&e))?;
+    for step in &plan.steps {
+        let r = match step {
+            Step::UpdateNode { nodeid, host, port } => {
+                tx.execute(
+                    "SELECT pg_catalog.citus_update_node($1::int, $2::text, $3::int, $4::bool, $5::int)",
+                    &[nodeid, host, &i32::from(*port), &opts.force, &opts.lock_cooldown_ms],
+                )
+                .await
+            }
+            Step::AddNode { host, port, groupid, noderole } => {
+                tx.execute(
+                    "SELECT pg_catalog.citus_add_node($1::text, $2::int, $3::int, $4::text::noderole)",
+                    &[host, &i32::from(*port), groupid, noderole],
+                )
+                .await
+            }
+            Step::SetCoordinatorHost { host, port } => {
+                tx.execute("SELECT pg_catalog.citus_set_coordinator_host($1::text, $2::int)", &[host, &i32::from(*port)])
+                    .await
+            }
+            Step::ActivateNode { host, port } => {
+                tx.execute("SELECT pg_catalog.citus_activate_node($1::text, $2::int)", &[host, &i32::from(*port)])
+                    .await
+            }
+        };
+        r.map_err(|e| {
+            let pe = PgError::from_query(&e);
+            PgError::Query {
+                code: pe.sqlstate().map(str::to_owned),
+                message: format!("{}: {pe}", step.describe()),
+            }
+        })?;
+    }
+    tx.commit().await.map_err(|e| PgError::from_query(&e))?;
+    Ok(())
+}
+
+impl Step {
+    pub fn describe(&self) -> String {
+        match self {
+            Step::UpdateNode { nodeid, host, port } => {
+                format!("citus_update_node({nodeid}, '{host}', {port})")
+            }
+            Step::AddNode {
+                host,
+                port,
+                groupid,
+                noderole,
+            } => {
+                format!("citus_add_node('{host}', {port}, {groupid}, '{noderole}')")
+            }
+            Step::SetCoordinatorHost { host, port } => {
+                format!("citus_set_coordinator_host('{host}', {port})")
+            }
+            Step::ActivateNode { host, port } => format!("citus_activate_node('{host}', {port})"),
+        }
+    }
+}
+
+/// `pg_is_in_recovery()` of a member (to make sure a new primary row points at a writable one).
+pub async fn is_writable(params: &PgParams, ep: &Endpoint, dbname: &str) -> Result<bool, PgError> {
+    let c = pg::connect(params, ep, dbname).await?;
+    let row = c
+        .query_one("SELECT pg_catalog.pg_is_in_recovery()", &[])
+        .await
+        .map_err(|e| PgError::from_query(&e))?;
+    Ok(!row.get::<_, bool>(0))
+}

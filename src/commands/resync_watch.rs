@@ -1,0 +1,129 @@
+//! `citusctl resync --watch`: the controller. Looks every --interval (every 200 ms while a
+//! group is between leaders), repairs pg_dist_node when it drifts, logs every change on stderr,
+//! never exits on a transient error (backs off up to 10 s), and stops cleanly on SIGTERM/Ctrl-C.
+
+use std::time::Duration;
+
+use crate::apply::{UpdateOptions, apply_database};
+use crate::exit::Exit;
+use crate::patroni::PatroniClient;
+use crate::pg::PgParams;
+use crate::topology::Topology;
+
+const FAST: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+enum Tick {
+    Settled,
+    /// Something is in flux (a group without a writable leader): look again soon.
+    Unsettled(String),
+}
+
+pub async fn run(
+    topo: &Topology,
+    client: &PatroniClient,
+    pg: &PgParams,
+    scopes: &[String],
+    interval: Duration,
+    opts: UpdateOptions,
+) -> anyhow::Result<Exit> {
+    log(&format!(
+        "resync controller for {} started (interval {}, groups: {})",
+        topo.name,
+        humantime::format_duration(interval),
+        if scopes.is_empty() {
+            "all".to_owned()
+        } else {
+            scopes.join(", ")
+        }
+    ));
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut backoff = interval;
+    let mut last_message = String::new();
+    loop {
+        let wait = match tick(topo, client, pg, scopes, opts).await {
+            Ok(Tick::Settled) => {
+                if !last_message.is_empty() {
+                    log("all groups settled");
+                    last_message.clear();
+                }
+                backoff = interval;
+                interval
+            }
+            Ok(Tick::Unsettled(msg)) => {
+                if msg != last_message {
+                    log(&format!("waiting: {msg}"));
+                    last_message = msg;
+                }
+                backoff = interval;
+                FAST.min(interval)
+            }
+            Err(msg) => {
+                if msg != last_message {
+                    log(&format!("cannot act: {msg}; retrying with backoff"));
+                    last_message = msg;
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF).max(interval);
+                backoff
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = term.recv() => { log("SIGTERM: stopping"); return Ok(Exit::Ok); }
+            _ = tokio::signal::ctrl_c() => { log("interrupted: stopping"); return Ok(Exit::Ok); }
+        }
+    }
+}
+
+async fn tick(
+    topo: &Topology,
+    client: &PatroniClient,
+    pg: &PgParams,
+    scopes: &[String],
+    opts: UpdateOptions,
+) -> Result<Tick, String> {
+    let (views, tables, coordinator) = super::resync::observe_parts(topo, client, pg).await?;
+    let plan = super::resync::plan_checked_parts(topo, &views, &tables, pg, scopes).await;
+    for db in &plan.databases {
+        if db.steps.is_empty() {
+            continue;
+        }
+        apply_database(pg, &coordinator, db, opts)
+            .await
+            .map_err(|e| format!("{}: {e} (rolled back)", db.database))?;
+        for c in &db.changes {
+            log(&format!(
+                "{}: {} {} row {} {} -> {} ({}: {})",
+                db.database,
+                c.scope,
+                c.noderole,
+                c.nodeid
+                    .map(|n| n.to_string())
+                    .unwrap_or_else(|| "(new)".into()),
+                c.now.as_deref().unwrap_or("-"),
+                c.wanted,
+                c.action,
+                c.reason
+            ));
+        }
+    }
+    if plan.refused.is_empty() {
+        Ok(Tick::Settled)
+    } else {
+        Ok(Tick::Unsettled(
+            plan.refused
+                .iter()
+                .map(|r| r.reason.clone())
+                .collect::<Vec<_>>()
+                .join("; "),
+        ))
+    }
+}
+
+#[allow(clippy::print_stderr)]
+fn log(msg: &str) {
+    eprintln!(
+        "{} {msg}",
+        humantime::format_rfc3339_millis(std::time::SystemTime::now())
+    );
+}
