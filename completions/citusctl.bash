@@ -16,6 +16,9 @@ _citusctl() {
             ",$1")
                 cmd="citusctl"
                 ;;
+            citusctl,add-worker)
+                cmd="citusctl__subcmd__add__subcmd__worker"
+                ;;
             citusctl,completions)
                 cmd="citusctl__subcmd__completions"
                 ;;
@@ -30,6 +33,9 @@ _citusctl() {
                 ;;
             citusctl,resync)
                 cmd="citusctl__subcmd__resync"
+                ;;
+            citusctl__subcmd__help,add-worker)
+                cmd="citusctl__subcmd__help__subcmd__add__subcmd__worker"
                 ;;
             citusctl__subcmd__help,completions)
                 cmd="citusctl__subcmd__help__subcmd__completions"
@@ -53,12 +59,42 @@ _citusctl() {
 
     case "${cmd}" in
         citusctl)
-            opts="-i -v -h -V --inventory --verbose --help --version list resync completions generate-assets help"
+            opts="-i -v -h -V --inventory --verbose --help --version list resync add-worker completions generate-assets help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --inventory)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        citusctl__subcmd__add__subcmd__worker)
+            opts="-y -f -i -v -h -V --with-secondaries --dry-run --yes --format --inventory --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --format)
+                    COMPREPLY=($(compgen -W "pretty json yaml tsv" -- "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -W "pretty json yaml tsv" -- "${cur}"))
+                    return 0
+                    ;;
                 --inventory)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -119,8 +155,22 @@ _citusctl() {
             return 0
             ;;
         citusctl__subcmd__help)
-            opts="list resync completions generate-assets help"
+            opts="list resync add-worker completions generate-assets help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        citusctl__subcmd__help__subcmd__add__subcmd__worker)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -241,7 +291,7 @@ _citusctl() {
             return 0
             ;;
         citusctl__subcmd__resync)
-            opts="-y -f -i -v -h -V --dry-run --check --yes --watch --interval --force --lock-cooldown --statement-timeout --format --inventory --verbose --help --version"
+            opts="-y -f -i -v -h -V --dry-run --check --yes --watch --interval --force --lock-cooldown --statement-timeout --terminate-sessions --format --inventory --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -30,6 +30,7 @@ complete -c citusctl -n "__fish_citusctl_needs_command" -s h -l help -d 'Print h
 complete -c citusctl -n "__fish_citusctl_needs_command" -s V -l version -d 'Print version'
 complete -c citusctl -n "__fish_citusctl_needs_command" -f -a "list" -d 'Show every group and member, and whether pg_dist_node agrees with Patroni'
 complete -c citusctl -n "__fish_citusctl_needs_command" -f -a "resync" -d 'Make pg_dist_node match the inventory and the live Patroni state'
+complete -c citusctl -n "__fish_citusctl_needs_command" -f -a "add-worker" -d 'Register a worker group in pg_dist_node (RW VIP as primary, RO VIP as secondary, or the leader\'s real address in direct mode)'
 complete -c citusctl -n "__fish_citusctl_needs_command" -f -a "completions" -d 'Print the shell completion script for SHELL to stdout'
 complete -c citusctl -n "__fish_citusctl_needs_command" -f -a "generate-assets"
 complete -c citusctl -n "__fish_citusctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -56,9 +57,21 @@ complete -c citusctl -n "__fish_citusctl_using_subcommand resync" -l check -d 'C
 complete -c citusctl -n "__fish_citusctl_using_subcommand resync" -s y -l yes -d 'Apply without asking (needed when stdin is not a terminal)'
 complete -c citusctl -n "__fish_citusctl_using_subcommand resync" -l watch -d 'Run as a controller: repair pg_dist_node whenever it drifts, until SIGTERM or Ctrl-C'
 complete -c citusctl -n "__fish_citusctl_using_subcommand resync" -l force -d 'Let citus_update_node cancel transactions that block it after --lock-cooldown (Citus `force => true`). Without it, a long writer on the group delays the update up to --statement-timeout and the transaction is rolled back'
+complete -c citusctl -n "__fish_citusctl_using_subcommand resync" -l terminate-sessions -d 'After changing citus.use_secondary_nodes on a coordinator member, end its other client sessions (the setting applies to new sessions only)'
 complete -c citusctl -n "__fish_citusctl_using_subcommand resync" -s v -l verbose -d 'More detail on stderr (-v: info, -vv: debug). Also: CITUSCTL_LOG=debug'
 complete -c citusctl -n "__fish_citusctl_using_subcommand resync" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c citusctl -n "__fish_citusctl_using_subcommand resync" -s V -l version -d 'Print version'
+complete -c citusctl -n "__fish_citusctl_using_subcommand add-worker" -s f -l format -d 'Output format' -r -f -a "pretty\t'Tables for people'
+json\t'One JSON document (with `format_version`)'
+yaml\t'The same document as YAML'
+tsv\t'Tab-separated values, one line per row, with a header line'"
+complete -c citusctl -n "__fish_citusctl_using_subcommand add-worker" -s i -l inventory -d 'Inventory file [default: $CITUSCTL_INVENTORY, ./citusctl.yml, ~/.config/citusctl/inventory.yml]' -r -F
+complete -c citusctl -n "__fish_citusctl_using_subcommand add-worker" -l with-secondaries -d 'Direct mode: also register the running replicas as `secondary` rows'
+complete -c citusctl -n "__fish_citusctl_using_subcommand add-worker" -l dry-run -d 'Show the plan and stop'
+complete -c citusctl -n "__fish_citusctl_using_subcommand add-worker" -s y -l yes -d 'Apply without asking (needed when stdin is not a terminal)'
+complete -c citusctl -n "__fish_citusctl_using_subcommand add-worker" -s v -l verbose -d 'More detail on stderr (-v: info, -vv: debug). Also: CITUSCTL_LOG=debug'
+complete -c citusctl -n "__fish_citusctl_using_subcommand add-worker" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c citusctl -n "__fish_citusctl_using_subcommand add-worker" -s V -l version -d 'Print version'
 complete -c citusctl -n "__fish_citusctl_using_subcommand completions" -s i -l inventory -d 'Inventory file [default: $CITUSCTL_INVENTORY, ./citusctl.yml, ~/.config/citusctl/inventory.yml]' -r -F
 complete -c citusctl -n "__fish_citusctl_using_subcommand completions" -s v -l verbose -d 'More detail on stderr (-v: info, -vv: debug). Also: CITUSCTL_LOG=debug'
 complete -c citusctl -n "__fish_citusctl_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -67,8 +80,9 @@ complete -c citusctl -n "__fish_citusctl_using_subcommand generate-assets" -s i 
 complete -c citusctl -n "__fish_citusctl_using_subcommand generate-assets" -s v -l verbose -d 'More detail on stderr (-v: info, -vv: debug). Also: CITUSCTL_LOG=debug'
 complete -c citusctl -n "__fish_citusctl_using_subcommand generate-assets" -s h -l help -d 'Print help'
 complete -c citusctl -n "__fish_citusctl_using_subcommand generate-assets" -s V -l version -d 'Print version'
-complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list resync completions generate-assets help" -f -a "list" -d 'Show every group and member, and whether pg_dist_node agrees with Patroni'
-complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list resync completions generate-assets help" -f -a "resync" -d 'Make pg_dist_node match the inventory and the live Patroni state'
-complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list resync completions generate-assets help" -f -a "completions" -d 'Print the shell completion script for SHELL to stdout'
-complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list resync completions generate-assets help" -f -a "generate-assets"
-complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list resync completions generate-assets help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list resync add-worker completions generate-assets help" -f -a "list" -d 'Show every group and member, and whether pg_dist_node agrees with Patroni'
+complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list resync add-worker completions generate-assets help" -f -a "resync" -d 'Make pg_dist_node match the inventory and the live Patroni state'
+complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list resync add-worker completions generate-assets help" -f -a "add-worker" -d 'Register a worker group in pg_dist_node (RW VIP as primary, RO VIP as secondary, or the leader\'s real address in direct mode)'
+complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list resync add-worker completions generate-assets help" -f -a "completions" -d 'Print the shell completion script for SHELL to stdout'
+complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list resync add-worker completions generate-assets help" -f -a "generate-assets"
+complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list resync add-worker completions generate-assets help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

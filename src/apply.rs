@@ -110,12 +110,59 @@ impl Step {
     }
 }
 
-/// `pg_is_in_recovery()` of a member (to make sure a new primary row points at a writable one).
-pub async fn is_writable(params: &PgParams, ep: &Endpoint, dbname: &str) -> Result<bool, PgError> {
-    let c = pg::connect(params, ep, dbname).await?;
-    let row = c
-        .query_one("SELECT pg_catalog.pg_is_in_recovery()", &[])
+/// Set `citus.use_secondary_nodes` on one coordinator member (ALTER SYSTEM works on a hot
+/// standby: it writes postgresql.auto.conf) and reload. Only new sessions see the new value;
+/// `terminate_sessions` ends the other client sessions so that they reconnect with it.
+pub async fn apply_setting(
+    params: &PgParams,
+    change: &crate::plan::SettingChange,
+    dbname: &str,
+    terminate_sessions: bool,
+) -> Result<u64, PgError> {
+    let value = match change.wanted.as_str() {
+        "always" => "always",
+        _ => "never",
+    };
+    let c = pg::connect(params, &change.endpoint, dbname).await?;
+    // A constant from the match above: nothing from outside reaches this statement.
+    c.batch_execute(&format!(
+        "ALTER SYSTEM SET citus.use_secondary_nodes = '{value}'"
+    ))
+    .await
+    .map_err(|e| PgError::from_query(&e))?;
+    c.execute("SELECT pg_catalog.pg_reload_conf()", &[])
         .await
         .map_err(|e| PgError::from_query(&e))?;
-    Ok(!row.get::<_, bool>(0))
+    if !terminate_sessions {
+        return Ok(0);
+    }
+    let n = c
+        .execute(
+            "SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity \
+              WHERE backend_type = 'client backend' AND pid <> pg_catalog.pg_backend_pid()",
+            &[],
+        )
+        .await
+        .map_err(|e| PgError::from_query(&e))?;
+    Ok(n)
+}
+
+/// `citus.use_secondary_nodes` as a member runs it now.
+pub async fn read_setting(
+    params: &PgParams,
+    ep: &Endpoint,
+    dbname: &str,
+) -> Result<String, String> {
+    let c = pg::connect(params, ep, dbname)
+        .await
+        .map_err(|e| e.to_string())?;
+    let row = c
+        .query_one(
+            "SELECT pg_catalog.current_setting('citus.use_secondary_nodes', true)",
+            &[],
+        )
+        .await
+        .map_err(|e| PgError::from_query(&e).to_string())?;
+    row.get::<_, Option<String>>(0)
+        .ok_or_else(|| "unknown setting (is Citus loaded?)".to_owned())
 }

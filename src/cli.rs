@@ -31,6 +31,7 @@ pub struct Cli {
 pub enum Command {
     List(commands::list::Args),
     Resync(commands::resync::Args),
+    AddWorker(commands::add_worker::Args),
     Completions(commands::completions::Args),
     #[command(hide = true)]
     GenerateAssets(commands::generate_assets::Args),

@@ -13,6 +13,7 @@ pub mod context;
 pub mod exit;
 pub mod health;
 pub mod inventory;
+pub mod member_sql;
 pub mod observe;
 pub mod output;
 pub mod patroni;

@@ -113,6 +113,7 @@ fn help_texts_are_reviewed_snapshots() {
         (vec!["list", "--help"], "help-list.txt"),
         (vec!["completions", "--help"], "help-completions.txt"),
         (vec!["resync", "--help"], "help-resync.txt"),
+        (vec!["add-worker", "--help"], "help-add-worker.txt"),
     ] {
         let r = run(citusctl().env("COLUMNS", "100").args(&args));
         assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);

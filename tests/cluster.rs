@@ -622,3 +622,92 @@ fn fake_patroni_pair(a: &[(&str, &str)], b: &[(&str, &str)]) -> (String, String)
     };
     (serve(own(a)), serve(own(b)))
 }
+
+fn setting(c: &Cluster, member: &str) -> String {
+    c.sql(
+        member,
+        "SELECT current_setting('citus.use_secondary_nodes', true)",
+    )
+}
+
+#[test]
+fn resync_sets_use_secondary_nodes_and_follows_a_coordinator_switchover() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = cluster();
+    let v = c.wait_ok();
+    let (l, r) = {
+        let l = c.leader_of(&v, "cn");
+        let r = if l == "pg1" {
+            "pg2".to_owned()
+        } else {
+            "pg1".to_owned()
+        };
+        (l, r)
+    };
+    let replica_of = |scope: &str| {
+        let leader = c.leader_of(&v, scope);
+        group(&v, scope)["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["name"].as_str().unwrap().to_owned())
+            .find(|n| *n != leader)
+            .unwrap()
+    };
+    let (s1, s2) = (replica_of("wk1"), replica_of("wk2"));
+    c.sql(&l, &format!("SELECT citus_add_node('{}', 5432, 1, 'secondary'), citus_add_node('{}', 5432, 2, 'secondary')", c.addr(&s1), c.addr(&s2)));
+    assert_eq!(setting(&c, &r), "never");
+
+    // Every worker group has a secondary: the coordinator replica should read from them.
+    let rep = run(c.citusctl().args(["resync", "--yes", "-f", "json"]));
+    assert_eq!(rep.code, 0, "{}\n{}", rep.stdout, rep.stderr);
+    let j: Value = serde_json::from_str(&rep.stdout).unwrap();
+    assert_eq!(j["plan"]["settings"][0]["member"], r.as_str(), "{j}");
+    assert_eq!(j["plan"]["settings"][0]["wanted"], "always");
+    assert!(
+        j["plan"]["notes"]
+            .to_string()
+            .contains("applies to new sessions only"),
+        "{j}"
+    );
+    assert_eq!(setting(&c, &r), "always");
+    assert_eq!(setting(&c, &l), "never");
+
+    // Switch the coordinator over: its own row (group 0) and the setting must follow.
+    c.harness(&["switchover", "cn"]);
+    let (_, v2) = c.list_json(&[]);
+    assert_eq!(c.leader_of(&v2, "cn"), r);
+    assert_eq!(primary_row(group(&v2, "cn"))["verdict"], "stale", "{v2}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        // The old leader comes back as a replica; until it streams, it is not planned for.
+        let out = run(c.citusctl().args(["resync", "--yes"]));
+        assert!(
+            out.code == 0 || out.code == 4,
+            "{}\n{}",
+            out.stdout,
+            out.stderr
+        );
+        if out.code == 0 && setting(&c, &l) == "always" && setting(&c, &r) == "never" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{}\n{}", out.stdout, out.stderr);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let v3 = c.wait_ok();
+    assert_eq!(primary_row(group(&v3, "cn"))["nodename"], c.addr(&r));
+
+    // Without secondaries, replicas go back to `never`.
+    c.sql(
+        &r,
+        &format!(
+            "SELECT citus_remove_node('{}', 5432), citus_remove_node('{}', 5432)",
+            c.addr(&s1),
+            c.addr(&s2)
+        ),
+    );
+    let out = run(c.citusctl().args(["resync", "--yes"]));
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(setting(&c, &l), "never");
+    c.wait_ok();
+}

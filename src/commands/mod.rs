@@ -1,5 +1,6 @@
 //! One file per subcommand: its clap `Args` and its `run`.
 
+pub mod add_worker;
 pub mod completions;
 pub mod generate_assets;
 pub mod list;
@@ -15,6 +16,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
         Command::List(args) => list::run(ctx()?, args).await,
         Command::Resync(args) => resync::run(ctx()?, args).await,
+        Command::AddWorker(args) => add_worker::run(ctx()?, args).await,
         Command::Completions(args) => completions::run(args),
         Command::GenerateAssets(args) => generate_assets::run(args),
     }

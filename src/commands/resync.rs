@@ -11,16 +11,17 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use serde::Serialize;
 
-use crate::apply::{UpdateOptions, apply_database, is_writable};
+use crate::apply::{UpdateOptions, apply_database, apply_setting, read_setting};
 use crate::citus::DistNode;
 use crate::context::Context;
 use crate::exit::Exit;
 use crate::health::{GroupView, group_view};
+use crate::member_sql::is_writable;
 use crate::observe::{MetadataProbe, observe};
 use crate::output::{self, Format, Render, Table};
 use crate::patroni::PatroniClient;
 use crate::pg::PgParams;
-use crate::plan::{MetadataPlan, Refusal, plan_metadata};
+use crate::plan::{MetadataPlan, Refusal, plan_metadata, plan_use_secondary_nodes};
 use crate::topology::{Endpoint, Topology};
 
 /// Make pg_dist_node match the inventory and the live Patroni state.
@@ -67,6 +68,11 @@ pub struct Args {
     /// Roll back when one Citus call waits longer than this.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub statement_timeout: Duration,
+
+    /// After changing citus.use_secondary_nodes on a coordinator member, end its other client
+    /// sessions (the setting applies to new sessions only).
+    #[arg(long)]
+    pub terminate_sessions: bool,
 
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = Format::Pretty)]
@@ -150,6 +156,15 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
     };
     report.coordinator = Some(observed.coordinator.0.clone());
     report.plan = plan_checked(&ctx.topo, &observed, &pg, &args.scopes).await;
+    plan_settings(
+        &ctx.topo,
+        &observed.views,
+        &observed.tables,
+        &pg,
+        &args.scopes,
+        &mut report.plan,
+    )
+    .await;
     let refused = !report.plan.refused.is_empty();
 
     if args.dry_run || args.check || report.plan.is_empty() {
@@ -201,6 +216,23 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
                 c.now.as_deref().unwrap_or("-"),
                 c.wanted
             );
+        }
+    }
+    for s in &report.plan.settings {
+        match apply_setting(&pg, s, &ctx.topo.databases[0], args.terminate_sessions).await {
+            Ok(n) if args.terminate_sessions => {
+                report.plan.notes.push(format!("{}: ended {n} client session(s)", s.member))
+            }
+            Ok(_) => report.plan.notes.push(format!(
+                "{}: citus.use_secondary_nodes = {} applies to new sessions only (--terminate-sessions ends the old ones)",
+                s.member, s.wanted
+            )),
+            Err(e) => {
+                report.outcome = "failed".into();
+                report.error = Some(format!("{}: citus.use_secondary_nodes not set: {e}", s.member));
+                output::print(&output::render(&report, args.format))?;
+                return Ok(Exit::Refused);
+            }
         }
     }
     report.outcome = "applied".into();
@@ -360,6 +392,37 @@ pub(super) async fn plan_checked_parts(
     }
 }
 
+/// Add the `citus.use_secondary_nodes` changes the coordinator members need.
+pub(super) async fn plan_settings(
+    topo: &Topology,
+    views: &[GroupView],
+    tables: &[(String, Vec<DistNode>)],
+    pg: &PgParams,
+    scopes: &[String],
+    plan: &mut MetadataPlan,
+) {
+    let cn = topo.coordinator();
+    let skipped = !scopes.is_empty() && !scopes.contains(&cn.scope);
+    if skipped || plan.refused.iter().any(|r| r.scope == cn.scope) {
+        return;
+    }
+    let db = &topo.databases[0];
+    let members: Vec<_> = views[0]
+        .members
+        .iter()
+        .filter(|m| m.doc.as_ref().is_some_and(|d| d.is_healthy()))
+        .collect();
+    let current = futures::future::join_all(members.iter().map(|m| async move {
+        (
+            m.name.clone(),
+            m.endpoint.clone(),
+            read_setting(pg, &m.endpoint, db).await,
+        )
+    }))
+    .await;
+    plan.settings = plan_use_secondary_nodes(&views[0], &current, tables, &mut plan.notes);
+}
+
 async fn plan_checked(
     topo: &Topology,
     o: &Observed,
@@ -380,7 +443,7 @@ pub(super) async fn observe_parts(
         .map_err(|b| b.reason)
 }
 
-async fn confirm(question: &str) -> anyhow::Result<bool> {
+pub(super) async fn confirm(question: &str) -> anyhow::Result<bool> {
     if !crate::ui::can_prompt() {
         bail!(crate::UsageError(
             "this changes the cluster and stdin is not a terminal: pass --yes to apply, or --dry-run to look".into()
@@ -441,6 +504,21 @@ impl Render for ResyncReport {
                     }
                 }
             }
+        }
+        if !self.plan.settings.is_empty() {
+            let mut t = Table::new(
+                "citus.use_secondary_nodes",
+                &["Member", "Now", "Wanted", "Why"],
+            );
+            for c in &self.plan.settings {
+                t.row(vec![
+                    c.member.clone(),
+                    c.now.clone(),
+                    c.wanted.clone(),
+                    c.reason.clone(),
+                ]);
+            }
+            out.push_str(&t.render());
         }
         for r in &self.plan.refused {
             out.push_str(&format!(

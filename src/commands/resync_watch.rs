@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::apply::{UpdateOptions, apply_database};
+use crate::apply::{UpdateOptions, apply_database, apply_setting};
 use crate::exit::Exit;
 use crate::patroni::PatroniClient;
 use crate::pg::PgParams;
@@ -83,7 +83,8 @@ async fn tick(
     opts: UpdateOptions,
 ) -> Result<Tick, String> {
     let (views, tables, coordinator) = super::resync::observe_parts(topo, client, pg).await?;
-    let plan = super::resync::plan_checked_parts(topo, &views, &tables, pg, scopes).await;
+    let mut plan = super::resync::plan_checked_parts(topo, &views, &tables, pg, scopes).await;
+    super::resync::plan_settings(topo, &views, &tables, pg, scopes, &mut plan).await;
     for db in &plan.databases {
         if db.steps.is_empty() {
             continue;
@@ -106,6 +107,15 @@ async fn tick(
                 c.reason
             ));
         }
+    }
+    for s in &plan.settings {
+        apply_setting(pg, s, &topo.databases[0], false)
+            .await
+            .map_err(|e| format!("{}: citus.use_secondary_nodes not set: {e}", s.member))?;
+        log(&format!(
+            "{}: citus.use_secondary_nodes {} -> {} ({}; new sessions only)",
+            s.member, s.now, s.wanted, s.reason
+        ));
     }
     if plan.refused.is_empty() {
         Ok(Tick::Settled)

@@ -11,6 +11,11 @@ use crate::citus::DistNode;
 use crate::health::GroupView;
 use crate::topology::{COORDINATOR_GROUP, Endpoint, Group, Topology};
 
+mod add_worker;
+mod secondary_setting;
+pub use add_worker::{AddWorkerFacts, plan_add_worker};
+pub use secondary_setting::{SettingChange, plan_use_secondary_nodes};
+
 /// One Citus call, in the order it must run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "call", rename_all = "snake_case")]
@@ -64,6 +69,8 @@ pub struct Refusal {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct MetadataPlan {
     pub databases: Vec<DatabasePlan>,
+    /// `citus.use_secondary_nodes` on coordinator members (applied after the rows).
+    pub settings: Vec<SettingChange>,
     pub refused: Vec<Refusal>,
     /// Rows left alone on purpose (e.g. an unknown secondary), for the operator to look at.
     pub notes: Vec<String>,
@@ -71,10 +78,14 @@ pub struct MetadataPlan {
 
 impl MetadataPlan {
     pub fn is_empty(&self) -> bool {
-        self.databases.iter().all(|d| d.steps.is_empty())
+        self.databases.iter().all(|d| d.steps.is_empty()) && self.settings.is_empty()
     }
     pub fn change_count(&self) -> usize {
-        self.databases.iter().map(|d| d.changes.len()).sum()
+        self.databases
+            .iter()
+            .map(|d| d.changes.len())
+            .sum::<usize>()
+            + self.settings.len()
     }
 }
 

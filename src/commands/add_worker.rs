@@ -1,0 +1,195 @@
+//! `citusctl add-worker SCOPE`: register a worker group from the inventory in Citus, in every
+//! inventory database, on the coordinator leader.
+//!
+//! Changes: adds `pg_dist_node` rows (citus_add_node; citus_set_coordinator_host when the
+//! coordinator itself is not registered). VIP mode: the RW VIP as `primary`, the RO VIP as
+//! `secondary`, after checking that each VIP lands on a member of the group in the right role.
+//! Direct mode: the Patroni leader's address as `primary` (and `--with-secondaries`: running
+//! replicas as `secondary`). Refuses (exit 4) when a VIP lands on the wrong role or cluster,
+//! an address is registered for another group, the group already holds other addresses, or
+//! the group or the coordinator has no single writable leader. Running it twice changes nothing.
+
+use anyhow::bail;
+
+use super::resync::{ResyncReport, confirm, observe_parts};
+use crate::apply::{UpdateOptions, apply_database};
+use crate::context::Context;
+use crate::exit::Exit;
+use crate::member_sql::landing;
+use crate::output::{self, Format};
+use crate::plan::{AddWorkerFacts, MetadataPlan, Refusal, plan_add_worker};
+use crate::topology::GroupKind;
+
+/// Register a worker group in pg_dist_node (RW VIP as primary, RO VIP as secondary, or the
+/// leader's real address in direct mode).
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The worker group's Patroni scope, as in the inventory.
+    pub scope: String,
+
+    /// Direct mode: also register the running replicas as `secondary` rows.
+    #[arg(long)]
+    pub with_secondaries: bool,
+
+    /// Show the plan and stop.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Apply without asking (needed when stdin is not a terminal).
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Format::Pretty)]
+    pub format: Format,
+}
+
+pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
+    let Some(group) = ctx.topo.group_by_scope(&args.scope) else {
+        bail!(crate::UsageError(format!(
+            "no group with scope `{}` in {} (known: {})",
+            args.scope,
+            ctx.inventory_path.display(),
+            ctx.topo.scopes().join(", ")
+        )));
+    };
+    if group.kind != GroupKind::Worker {
+        bail!(crate::UsageError(format!(
+            "`{}` is the coordinator, not a worker group",
+            args.scope
+        )));
+    }
+    let client = ctx.patroni_reader()?;
+    let pg = ctx.pg_params()?;
+    let mut report = ResyncReport {
+        format_version: crate::status::FORMAT_VERSION,
+        cluster: ctx.topo.name.clone(),
+        coordinator: None,
+        plan: MetadataPlan::default(),
+        outcome: String::new(),
+        verified: None,
+        error: None,
+    };
+    let refuse = |mut report: ResyncReport, exit: Exit, why: String| -> anyhow::Result<Exit> {
+        report.outcome = "refused".into();
+        report.plan.refused.push(Refusal {
+            scope: args.scope.clone(),
+            reason: why,
+        });
+        output::print(&output::render(&report, args.format))?;
+        Ok(exit)
+    };
+    let (views, tables, cn_ep) = match observe_parts(&ctx.topo, &client, &pg).await {
+        Ok(o) => o,
+        Err(why) => return refuse(report, Exit::Refused, why),
+    };
+    report.coordinator = Some(cn_ep.to_string());
+    let gi = ctx
+        .topo
+        .groups
+        .iter()
+        .position(|g| g.scope == group.scope)
+        .expect("group exists");
+    let view = &views[gi];
+    let db = &ctx.topo.databases[0];
+    let leader = view
+        .single_leader()
+        .map(|m| (m.name.clone(), m.endpoint.clone()));
+    let leader_sql = match &leader {
+        Ok((_, ep)) => landing(&pg, ep, db).await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.clone()),
+    };
+    let (rw, ro) = match &group.vip {
+        Some(v) => (
+            Some(landing(&pg, &v.rw, db).await.map_err(|e| e.to_string())),
+            match &v.ro {
+                Some(ro) => Some(landing(&pg, ro, db).await.map_err(|e| e.to_string())),
+                None => None,
+            },
+        ),
+        None => (None, None),
+    };
+    let replicas = view
+        .members
+        .iter()
+        .filter(|m| {
+            m.doc
+                .as_ref()
+                .is_some_and(|d| d.role().is_replica() && d.is_healthy())
+        })
+        .map(|m| (m.name.clone(), m.endpoint.clone()))
+        .collect();
+    let coordinator = match &ctx.topo.coordinator().vip {
+        Some(v) => v.rw.clone(),
+        None => cn_ep.clone(),
+    };
+    let facts = AddWorkerFacts {
+        leader,
+        leader_sql,
+        replicas,
+        rw,
+        ro,
+        coordinator,
+    };
+    report.plan = match plan_add_worker(group, &facts, &tables, args.with_secondaries) {
+        Ok(p) => p,
+        Err(why) => return refuse(report, Exit::Refused, why),
+    };
+
+    if report.plan.is_empty() {
+        report.outcome = "nothing to do".into();
+        output::print(&output::render(&report, args.format))?;
+        if args.format == Format::Pretty {
+            crate::ui::say(&format!(
+                "{} is already registered as the inventory says.",
+                args.scope
+            ));
+        }
+        return Ok(Exit::Ok);
+    }
+    if args.dry_run {
+        report.outcome = "planned".into();
+        output::print(&output::render(&report, args.format))?;
+        return Ok(Exit::Ok);
+    }
+    if !args.yes {
+        output::print(&output::render(&report, Format::Pretty))?;
+        if !confirm(&format!("Register {} in pg_dist_node?", args.scope)).await? {
+            crate::ui::say("Nothing changed.");
+            return Ok(Exit::No);
+        }
+    }
+    let opts = UpdateOptions {
+        force: false,
+        lock_cooldown_ms: 10_000,
+        statement_timeout_ms: 30_000,
+    };
+    for dbp in &report.plan.databases {
+        if let Err(e) = apply_database(&pg, &cn_ep, dbp, opts).await {
+            report.outcome = "failed".into();
+            report.error = Some(format!(
+                "{}: {e} (rolled back: nothing changed in {})",
+                dbp.database, dbp.database
+            ));
+            output::print(&output::render(&report, args.format))?;
+            return Ok(Exit::Refused);
+        }
+    }
+    report.outcome = "applied".into();
+    // Verify: the group's rows now agree (list's verdicts).
+    let verified = match observe_parts(&ctx.topo, &client, &pg).await {
+        Ok((views, tables, _)) => tables.iter().all(|(db, rows)| {
+            let mine: Vec<_> = rows
+                .iter()
+                .filter(|r| r.groupid == group.group_id)
+                .collect();
+            crate::verdict::check_group(db, group, &views[gi], &mine)
+                .iter()
+                .all(|c| c.verdict == crate::verdict::Verdict::Ok)
+        }),
+        Err(_) => false,
+    };
+    report.verified = Some(verified);
+    output::print(&output::render(&report, args.format))?;
+    Ok(if verified { Exit::Ok } else { Exit::No })
+}
