@@ -87,6 +87,22 @@ impl Cluster {
     fn sql(&self, member: &str, sql: &str) -> String {
         self.harness(&["psql", member, "-XAtc", sql])
     }
+    /// Like `sql`, but None while the member does not accept connections (restarting).
+    fn try_sql(&self, member: &str, sql: &str) -> Option<String> {
+        let out = Command::new("bash")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/cluster/cluster.sh"
+            ))
+            .args(["psql", "--dir"])
+            .arg(&self.dir)
+            .args([member, "-XAtc", sql])
+            .output()
+            .expect("cluster.sh");
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
     fn leader_of(&self, v: &Value, scope: &str) -> String {
         group(v, scope)["leader"]
             .as_str()
@@ -624,10 +640,11 @@ fn fake_patroni_pair(a: &[(&str, &str)], b: &[(&str, &str)]) -> (String, String)
 }
 
 fn setting(c: &Cluster, member: &str) -> String {
-    c.sql(
+    c.try_sql(
         member,
         "SELECT current_setting('citus.use_secondary_nodes', true)",
     )
+    .unwrap_or_else(|| "(down)".into())
 }
 
 #[test]
@@ -709,5 +726,156 @@ fn resync_sets_use_secondary_nodes_and_follows_a_coordinator_switchover() {
     let out = run(c.citusctl().args(["resync", "--yes"]));
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert_eq!(setting(&c, &l), "never");
+    c.wait_ok();
+}
+
+// ---- VIP mode: add-worker and resync ------------------------------------------------------
+
+#[test]
+fn vip_mode_add_worker_checks_where_the_vips_land_and_resync_converts_rows() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = cluster();
+    let v = c.wait_ok();
+    let vip = c.dir.join("inventory-vip.yml");
+    let net = c.env["CITUSCTL_TEST_NET"].clone();
+    let cn_leader = c.leader_of(&v, "cn");
+    let vip_list = || {
+        let r = run(c.citusctl_with(&vip).args(["list", "-f", "json"]));
+        let j: Value = serde_json::from_str(&r.stdout).unwrap();
+        (r.code, j)
+    };
+
+    // Rows registered with real addresses: in VIP mode they are wrong, and add-worker says so.
+    let r = run(c.citusctl_with(&vip).args(["add-worker", "wk2", "--yes"]));
+    assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("group 2 already has primary row"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("`citusctl resync` repoints it"),
+        "{}",
+        r.stdout
+    );
+
+    // resync converts them: primary rows to RW VIPs, RO VIPs added as secondaries.
+    let r = run(c
+        .citusctl_with(&vip)
+        .args(["resync", "--dry-run", "-f", "json"]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let plan: Value = serde_json::from_str(&r.stdout).unwrap();
+    let wanted: Vec<String> = plan["plan"]["databases"][0]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            format!(
+                "{}:{}:{}",
+                c["scope"].as_str().unwrap(),
+                c["noderole"].as_str().unwrap(),
+                c["wanted"].as_str().unwrap()
+            )
+        })
+        .collect();
+    for want in [
+        format!("cn:primary:{net}.100:5432"),
+        format!("wk1:primary:{net}.110:5432"),
+        format!("wk1:secondary:{net}.111:5432"),
+        format!("wk2:primary:{net}.120:5432"),
+        format!("wk2:secondary:{net}.121:5432"),
+    ] {
+        assert!(wanted.contains(&want), "{want} not in {wanted:?}");
+    }
+    let r = run(c.citusctl_with(&vip).args(["resync", "--yes"]));
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let (code, j) = vip_list();
+    assert_eq!(code, 0, "{j}");
+    assert_eq!(group(&j, "wk1")["mode"], "vip");
+    let r = run(c.citusctl_with(&vip).args(["add-worker", "wk1", "--yes"]));
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("already registered"), "{}", r.stderr);
+
+    // From scratch (the group never registered): the VIPs must land on the right roles.
+    c.sql(&cn_leader, "DELETE FROM pg_dist_node WHERE groupid = 2");
+    let (code, j) = vip_list();
+    assert_eq!(code, 1);
+    assert_eq!(group(&j, "wk2")["verdict"], "missing");
+    c.harness(&["vip", "wk2", "rw", "wrong"]);
+    let r = run(c.citusctl_with(&vip).args(["add-worker", "wk2", "--yes"]));
+    c.harness(&["vip", "wk2", "rw", "right"]);
+    assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains(&format!(
+            "the RW VIP {net}.120:5432 lands on a server in recovery (a replica), not the leader"
+        )),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        c.sql(
+            &cn_leader,
+            "SELECT count(*) FROM pg_dist_node WHERE groupid = 2"
+        ),
+        "0"
+    );
+    c.harness(&["vip", "wk2", "ro", "wrong"]);
+    let r = run(c.citusctl_with(&vip).args(["add-worker", "wk2", "--yes"]));
+    c.harness(&["vip", "wk2", "ro", "right"]);
+    assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains(&format!(
+            "the RO VIP {net}.121:5432 lands on the leader although replica"
+        )),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        c.sql(
+            &cn_leader,
+            "SELECT count(*) FROM pg_dist_node WHERE groupid = 2"
+        ),
+        "0"
+    );
+
+    let r = run(c
+        .citusctl_with(&vip)
+        .args(["add-worker", "wk2", "--yes", "-f", "json"]));
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let rep: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(rep["verified"], true);
+    assert_eq!(
+        c.sql(&cn_leader, "SELECT string_agg(nodename || ':' || noderole, ' ' ORDER BY noderole) FROM pg_dist_node WHERE groupid = 2"),
+        format!("{net}.120:primary {net}.121:secondary")
+    );
+    let r = run(c.citusctl_with(&vip).args(["add-worker", "wk2", "--yes"]));
+    assert_eq!(r.code, 0);
+    assert!(r.stderr.contains("already registered"));
+
+    // A switchover moves the VIPs, not the rows: still ok once the old leader is a replica.
+    c.harness(&["switchover", "wk1"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (code, j) = vip_list();
+        if code == 0 {
+            assert_eq!(
+                primary_row(group(&j, "wk1"))["nodename"],
+                format!("{net}.110")
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "{j}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(
+        run(c.citusctl_with(&vip).args(["resync", "--check"])).code,
+        0
+    );
+
+    // Back to direct mode for the other tests.
+    let leader = c.leader_of(&vip_list().1, "cn");
+    c.sql(&leader, &format!("SELECT citus_remove_node('{net}.101', 5432), citus_remove_node('{net}.111', 5432), citus_remove_node('{net}.121', 5432)"));
+    let r = run(c.citusctl().args(["resync", "--yes"]));
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     c.wait_ok();
 }

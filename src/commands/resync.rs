@@ -21,7 +21,7 @@ use crate::observe::{MetadataProbe, observe};
 use crate::output::{self, Format, Render, Table};
 use crate::patroni::PatroniClient;
 use crate::pg::PgParams;
-use crate::plan::{MetadataPlan, Refusal, plan_metadata, plan_use_secondary_nodes};
+use crate::plan::{MetadataPlan, Refusal, plan_metadata, plan_use_secondary_nodes, rows_after};
 use crate::topology::{Endpoint, Topology};
 
 /// Make pg_dist_node match the inventory and the live Patroni state.
@@ -420,7 +420,20 @@ pub(super) async fn plan_settings(
         )
     }))
     .await;
-    plan.settings = plan_use_secondary_nodes(&views[0], &current, tables, &mut plan.notes);
+    // Judge the setting against the rows as they will be once this plan ran.
+    let after: Vec<(String, Vec<DistNode>)> = tables
+        .iter()
+        .map(|(db, rows)| {
+            let steps = plan
+                .databases
+                .iter()
+                .find(|d| &d.database == db)
+                .map(|d| d.steps.as_slice())
+                .unwrap_or(&[]);
+            (db.clone(), rows_after(rows, steps))
+        })
+        .collect();
+    plan.settings = plan_use_secondary_nodes(&views[0], &current, &after, &mut plan.notes);
 }
 
 async fn plan_checked(

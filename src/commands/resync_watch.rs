@@ -1,6 +1,7 @@
-//! `citusctl resync --watch`: the controller. Looks every --interval (every 200 ms while a
-//! group is between leaders), repairs pg_dist_node when it drifts, logs every change on stderr,
-//! never exits on a transient error (backs off up to 10 s), and stops cleanly on SIGTERM/Ctrl-C.
+//! `citusctl resync --watch`: the controller. Looks every --interval, at a fixed rate (every
+//! 200 ms while a group has no writable leader, or its leader is stopping or not answering),
+//! repairs pg_dist_node when it drifts, logs every change on stderr, never exits on a transient
+//! error (backs off up to 10 s), and stops cleanly on SIGTERM/Ctrl-C.
 
 use std::time::Duration;
 
@@ -41,6 +42,7 @@ pub async fn run(
     let mut backoff = interval;
     let mut last_message = String::new();
     loop {
+        let started = tokio::time::Instant::now();
         let wait = match tick(topo, client, pg, scopes, opts).await {
             Ok(Tick::Settled) => {
                 if !last_message.is_empty() {
@@ -67,8 +69,9 @@ pub async fn run(
                 backoff
             }
         };
+        // Fixed rate: the time a pass took counts against the wait.
         tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
+            _ = tokio::time::sleep_until(started + wait) => {}
             _ = term.recv() => { log("SIGTERM: stopping"); return Ok(Exit::Ok); }
             _ = tokio::signal::ctrl_c() => { log("interrupted: stopping"); return Ok(Exit::Ok); }
         }

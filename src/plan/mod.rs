@@ -334,6 +334,64 @@ fn group_changes(
     }
 }
 
+/// The rows a database will hold once `steps` ran (to plan what depends on the result).
+pub fn rows_after(rows: &[DistNode], steps: &[Step]) -> Vec<DistNode> {
+    let mut out = rows.to_vec();
+    let mut next_id = rows.iter().map(|r| r.nodeid).max().unwrap_or(0) + 1;
+    let mut add = |out: &mut Vec<DistNode>, host: &str, port: u16, groupid: i32, role: &str| {
+        out.push(DistNode {
+            nodeid: next_id,
+            groupid,
+            nodename: host.to_owned(),
+            nodeport: i32::from(port),
+            noderole: role.to_owned(),
+            nodecluster: "default".into(),
+            isactive: true,
+            hasmetadata: role == "primary",
+            metadatasynced: role == "primary",
+            shouldhaveshards: groupid != COORDINATOR_GROUP,
+        });
+        next_id += 1;
+    };
+    for step in steps {
+        match step {
+            Step::UpdateNode { nodeid, host, port } => {
+                if let Some(r) = out.iter_mut().find(|r| r.nodeid == *nodeid) {
+                    r.nodename = host.clone();
+                    r.nodeport = i32::from(*port);
+                }
+            }
+            Step::AddNode {
+                host,
+                port,
+                groupid,
+                noderole,
+            } => add(&mut out, host, *port, *groupid, noderole),
+            Step::SetCoordinatorHost { host, port } => {
+                match out
+                    .iter_mut()
+                    .find(|r| r.groupid == COORDINATOR_GROUP && r.is_primary())
+                {
+                    Some(r) => {
+                        r.nodename = host.clone();
+                        r.nodeport = i32::from(*port);
+                    }
+                    None => add(&mut out, host, *port, COORDINATOR_GROUP, "primary"),
+                }
+            }
+            Step::ActivateNode { host, port } => {
+                if let Some(r) = out
+                    .iter_mut()
+                    .find(|r| r.nodename == *host && r.nodeport == i32::from(*port))
+                {
+                    r.isactive = true;
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Order `citus_update_node` calls so that no statement collides with a row's current address:
 /// rows whose address another row needs move to a placeholder first.
 fn order_updates(
@@ -593,6 +651,32 @@ mod tests {
                 }
             ]
         );
+    }
+
+    #[test]
+    fn rows_after_shows_the_result_of_a_plan() {
+        let (t, v) = cluster("pg4");
+        let rows = vec![
+            row(1, 0, "10.0.0.1", "primary"),
+            row(2, 1, "10.0.0.3", "primary"),
+            row(13, 1, "10.0.0.4", "secondary"),
+        ];
+        let p = plan_metadata(&t, &v, &[("postgres".into(), rows.clone())], &[], &[]);
+        let after = rows_after(&rows, &p.databases[0].steps);
+        let got: Vec<(i32, &str, &str)> = after
+            .iter()
+            .map(|r| (r.nodeid, r.nodename.as_str(), r.noderole.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (1, "10.0.0.1", "primary"),
+                (2, "10.0.0.4", "primary"),
+                (13, "10.0.0.3", "secondary")
+            ]
+        );
+        // And the plan for the result is empty.
+        assert!(plan_metadata(&t, &v, &[("postgres".into(), after)], &[], &[]).is_empty());
     }
 
     #[test]
