@@ -34,6 +34,9 @@ _citusctl() {
             citusctl,resync)
                 cmd="citusctl__subcmd__resync"
                 ;;
+            citusctl,switchover)
+                cmd="citusctl__subcmd__switchover"
+                ;;
             citusctl__subcmd__help,add-worker)
                 cmd="citusctl__subcmd__help__subcmd__add__subcmd__worker"
                 ;;
@@ -52,6 +55,9 @@ _citusctl() {
             citusctl__subcmd__help,resync)
                 cmd="citusctl__subcmd__help__subcmd__resync"
                 ;;
+            citusctl__subcmd__help,switchover)
+                cmd="citusctl__subcmd__help__subcmd__switchover"
+                ;;
             *)
                 ;;
         esac
@@ -59,7 +65,7 @@ _citusctl() {
 
     case "${cmd}" in
         citusctl)
-            opts="-i -v -h -V --inventory --verbose --help --version list resync add-worker completions generate-assets help"
+            opts="-i -v -h -V --inventory --verbose --help --version list resync add-worker switchover completions generate-assets help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -155,7 +161,7 @@ _citusctl() {
             return 0
             ;;
         citusctl__subcmd__help)
-            opts="list resync add-worker completions generate-assets help"
+            opts="list resync add-worker switchover completions generate-assets help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -252,6 +258,20 @@ _citusctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        citusctl__subcmd__help__subcmd__switchover)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         citusctl__subcmd__list)
             opts="-f -W -w -i -v -h -V --format --watch --inventory --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -306,6 +326,56 @@ _citusctl() {
                     return 0
                     ;;
                 --statement-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "pretty json yaml tsv" -- "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -W "pretty json yaml tsv" -- "${cur}"))
+                    return 0
+                    ;;
+                --inventory)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        citusctl__subcmd__switchover)
+            opts="-y -f -i -v -h -V --candidate --scheduled --yes --force --dry-run --max-lag --pause-timeout --lock-cooldown --no-pause --format --inventory --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --candidate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --scheduled)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-lag)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pause-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-cooldown)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -31,6 +31,7 @@ complete -c citusctl -n "__fish_citusctl_needs_command" -s V -l version -d 'Prin
 complete -c citusctl -n "__fish_citusctl_needs_command" -f -a "list" -d 'Show every group and member, and whether pg_dist_node agrees with Patroni'
 complete -c citusctl -n "__fish_citusctl_needs_command" -f -a "resync" -d 'Make pg_dist_node match the inventory and the live Patroni state'
 complete -c citusctl -n "__fish_citusctl_needs_command" -f -a "add-worker" -d 'Register a worker group in pg_dist_node (RW VIP as primary, RO VIP as secondary, or the leader\'s real address in direct mode)'
+complete -c citusctl -n "__fish_citusctl_needs_command" -f -a "switchover" -d 'Switch a group over to a replica; worker groups are paused in Citus meanwhile'
 complete -c citusctl -n "__fish_citusctl_needs_command" -f -a "completions" -d 'Print the shell completion script for SHELL to stdout'
 complete -c citusctl -n "__fish_citusctl_needs_command" -f -a "generate-assets"
 complete -c citusctl -n "__fish_citusctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -72,6 +73,23 @@ complete -c citusctl -n "__fish_citusctl_using_subcommand add-worker" -s y -l ye
 complete -c citusctl -n "__fish_citusctl_using_subcommand add-worker" -s v -l verbose -d 'More detail on stderr (-v: info, -vv: debug). Also: CITUSCTL_LOG=debug'
 complete -c citusctl -n "__fish_citusctl_using_subcommand add-worker" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c citusctl -n "__fish_citusctl_using_subcommand add-worker" -s V -l version -d 'Print version'
+complete -c citusctl -n "__fish_citusctl_using_subcommand switchover" -l candidate -d 'The member to promote (default: pick on a terminal, or the best with --yes)' -r
+complete -c citusctl -n "__fish_citusctl_using_subcommand switchover" -l scheduled -d 'Hand a scheduled switchover to Patroni (ISO 8601 with time zone). Patroni runs it by itself, without the Citus pause: `citusctl resync --watch` should be running then' -r
+complete -c citusctl -n "__fish_citusctl_using_subcommand switchover" -l max-lag -d 'Largest replication lag (bytes) a candidate may have' -r
+complete -c citusctl -n "__fish_citusctl_using_subcommand switchover" -l pause-timeout -d 'Longest the group may stay paused; past it the pause is rolled back' -r
+complete -c citusctl -n "__fish_citusctl_using_subcommand switchover" -l lock-cooldown -d 'How long running transactions on the group may take to finish before the pause cancels them (Citus `force => true, lock_cooldown`), so a long writer cannot hold it hostage' -r
+complete -c citusctl -n "__fish_citusctl_using_subcommand switchover" -s f -l format -d 'Output format of the summary' -r -f -a "pretty\t'Tables for people'
+json\t'One JSON document (with `format_version`)'
+yaml\t'The same document as YAML'
+tsv\t'Tab-separated values, one line per row, with a header line'"
+complete -c citusctl -n "__fish_citusctl_using_subcommand switchover" -s i -l inventory -d 'Inventory file [default: $CITUSCTL_INVENTORY, ./citusctl.yml, ~/.config/citusctl/inventory.yml]' -r -F
+complete -c citusctl -n "__fish_citusctl_using_subcommand switchover" -s y -l yes -d 'Do not ask'
+complete -c citusctl -n "__fish_citusctl_using_subcommand switchover" -l force -d 'Same as --yes (patronictl\'s habit)'
+complete -c citusctl -n "__fish_citusctl_using_subcommand switchover" -l dry-run -d 'Show the plan and stop'
+complete -c citusctl -n "__fish_citusctl_using_subcommand switchover" -l no-pause -d 'Switch over without pausing (the plain way: writes fail meanwhile), then fix pg_dist_node'
+complete -c citusctl -n "__fish_citusctl_using_subcommand switchover" -s v -l verbose -d 'More detail on stderr (-v: info, -vv: debug). Also: CITUSCTL_LOG=debug'
+complete -c citusctl -n "__fish_citusctl_using_subcommand switchover" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c citusctl -n "__fish_citusctl_using_subcommand switchover" -s V -l version -d 'Print version'
 complete -c citusctl -n "__fish_citusctl_using_subcommand completions" -s i -l inventory -d 'Inventory file [default: $CITUSCTL_INVENTORY, ./citusctl.yml, ~/.config/citusctl/inventory.yml]' -r -F
 complete -c citusctl -n "__fish_citusctl_using_subcommand completions" -s v -l verbose -d 'More detail on stderr (-v: info, -vv: debug). Also: CITUSCTL_LOG=debug'
 complete -c citusctl -n "__fish_citusctl_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -80,9 +98,10 @@ complete -c citusctl -n "__fish_citusctl_using_subcommand generate-assets" -s i 
 complete -c citusctl -n "__fish_citusctl_using_subcommand generate-assets" -s v -l verbose -d 'More detail on stderr (-v: info, -vv: debug). Also: CITUSCTL_LOG=debug'
 complete -c citusctl -n "__fish_citusctl_using_subcommand generate-assets" -s h -l help -d 'Print help'
 complete -c citusctl -n "__fish_citusctl_using_subcommand generate-assets" -s V -l version -d 'Print version'
-complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list resync add-worker completions generate-assets help" -f -a "list" -d 'Show every group and member, and whether pg_dist_node agrees with Patroni'
-complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list resync add-worker completions generate-assets help" -f -a "resync" -d 'Make pg_dist_node match the inventory and the live Patroni state'
-complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list resync add-worker completions generate-assets help" -f -a "add-worker" -d 'Register a worker group in pg_dist_node (RW VIP as primary, RO VIP as secondary, or the leader\'s real address in direct mode)'
-complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list resync add-worker completions generate-assets help" -f -a "completions" -d 'Print the shell completion script for SHELL to stdout'
-complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list resync add-worker completions generate-assets help" -f -a "generate-assets"
-complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list resync add-worker completions generate-assets help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list resync add-worker switchover completions generate-assets help" -f -a "list" -d 'Show every group and member, and whether pg_dist_node agrees with Patroni'
+complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list resync add-worker switchover completions generate-assets help" -f -a "resync" -d 'Make pg_dist_node match the inventory and the live Patroni state'
+complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list resync add-worker switchover completions generate-assets help" -f -a "add-worker" -d 'Register a worker group in pg_dist_node (RW VIP as primary, RO VIP as secondary, or the leader\'s real address in direct mode)'
+complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list resync add-worker switchover completions generate-assets help" -f -a "switchover" -d 'Switch a group over to a replica; worker groups are paused in Citus meanwhile'
+complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list resync add-worker switchover completions generate-assets help" -f -a "completions" -d 'Print the shell completion script for SHELL to stdout'
+complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list resync add-worker switchover completions generate-assets help" -f -a "generate-assets"
+complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list resync add-worker switchover completions generate-assets help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

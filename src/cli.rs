@@ -32,6 +32,7 @@ pub enum Command {
     List(commands::list::Args),
     Resync(commands::resync::Args),
     AddWorker(commands::add_worker::Args),
+    Switchover(commands::switchover::Args),
     Completions(commands::completions::Args),
     #[command(hide = true)]
     GenerateAssets(commands::generate_assets::Args),

@@ -6,6 +6,7 @@ pub mod generate_assets;
 pub mod list;
 pub mod resync;
 mod resync_watch;
+pub mod switchover;
 
 use crate::cli::{Cli, Command};
 use crate::context::Context;
@@ -17,6 +18,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::List(args) => list::run(ctx()?, args).await,
         Command::Resync(args) => resync::run(ctx()?, args).await,
         Command::AddWorker(args) => add_worker::run(ctx()?, args).await,
+        Command::Switchover(args) => switchover::run(ctx()?, args).await,
         Command::Completions(args) => completions::run(args),
         Command::GenerateAssets(args) => generate_assets::run(args),
     }

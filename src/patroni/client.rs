@@ -117,6 +117,52 @@ impl PatroniClient {
         serde_json::from_slice(&body).map_err(|e| ApiError::BadResponse(format!("/cluster: {e}")))
     }
 
+    /// `GET /history`: `[timeline, lsn, reason, timestamp, new_leader?]` rows.
+    pub async fn history(&self, api: &Url) -> Result<Vec<serde_json::Value>, ApiError> {
+        let body = self.get(api, "history").await?;
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadResponse(format!("/history: {e}")))
+    }
+
+    /// An unsafe call (POST/PATCH/DELETE). Never retried. Returns the status and Patroni's
+    /// plain-text reply, whatever the status: callers decide what a refusal means.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        api: &Url,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        timeout: Duration,
+    ) -> Result<(u16, String), ApiError> {
+        let url = api
+            .join(path)
+            .map_err(|e| ApiError::BadResponse(e.to_string()))?;
+        let mut req = self.http.request(method, url).timeout(timeout);
+        if let Some((u, p)) = &self.auth {
+            req = req.basic_auth(u, Some(p.expose()));
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.map_err(|e| {
+            if e.is_timeout() {
+                ApiError::Timeout(timeout)
+            } else {
+                self.classify(e)
+            }
+        })?;
+        let status = resp.status().as_u16();
+        let body = read_body(resp).await.map_err(|e| self.classify(e))?;
+        if status == 401 || status == 403 {
+            return Err(ApiError::Unauthorized { status });
+        }
+        let text: String = String::from_utf8_lossy(&body)
+            .trim()
+            .chars()
+            .take(1000)
+            .collect();
+        Ok((status, text))
+    }
+
     async fn get(&self, api: &Url, path: &str) -> Result<Vec<u8>, ApiError> {
         let url = api
             .join(path)

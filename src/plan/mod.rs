@@ -13,6 +13,7 @@ use crate::topology::{COORDINATOR_GROUP, Endpoint, Group, Topology};
 
 mod add_worker;
 mod secondary_setting;
+pub mod switchover;
 pub use add_worker::{AddWorkerFacts, plan_add_worker};
 pub use secondary_setting::{SettingChange, plan_use_secondary_nodes};
 
