@@ -32,6 +32,12 @@ complete -c citusctl -n "__fish_citusctl_needs_command" -f -a "list" -d 'Show ev
 complete -c citusctl -n "__fish_citusctl_needs_command" -f -a "resync" -d 'Make pg_dist_node match the inventory and the live Patroni state'
 complete -c citusctl -n "__fish_citusctl_needs_command" -f -a "add-worker" -d 'Register a worker group in pg_dist_node (RW VIP as primary, RO VIP as secondary, or the leader\'s real address in direct mode)'
 complete -c citusctl -n "__fish_citusctl_needs_command" -f -a "switchover" -d 'Switch a group over to a replica; worker groups are paused in Citus meanwhile'
+complete -c citusctl -n "__fish_citusctl_needs_command" -f -a "failover" -d 'Promote a member of a group whose leader is gone, then repair pg_dist_node at once'
+complete -c citusctl -n "__fish_citusctl_needs_command" -f -a "restart" -d 'Restart PostgreSQL on every member of the chosen groups, in a safe order'
+complete -c citusctl -n "__fish_citusctl_needs_command" -f -a "reload" -d 'Reload the configuration of every member of the chosen groups'
+complete -c citusctl -n "__fish_citusctl_needs_command" -f -a "pause" -d 'Put groups into Patroni\'s maintenance mode (no automatic failover)'
+complete -c citusctl -n "__fish_citusctl_needs_command" -f -a "resume" -d 'Take groups out of Patroni\'s maintenance mode'
+complete -c citusctl -n "__fish_citusctl_needs_command" -f -a "history" -d 'Show every group\'s timeline history'
 complete -c citusctl -n "__fish_citusctl_needs_command" -f -a "completions" -d 'Print the shell completion script for SHELL to stdout'
 complete -c citusctl -n "__fish_citusctl_needs_command" -f -a "generate-assets"
 complete -c citusctl -n "__fish_citusctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -90,6 +96,70 @@ complete -c citusctl -n "__fish_citusctl_using_subcommand switchover" -l no-paus
 complete -c citusctl -n "__fish_citusctl_using_subcommand switchover" -s v -l verbose -d 'More detail on stderr (-v: info, -vv: debug). Also: CITUSCTL_LOG=debug'
 complete -c citusctl -n "__fish_citusctl_using_subcommand switchover" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c citusctl -n "__fish_citusctl_using_subcommand switchover" -s V -l version -d 'Print version'
+complete -c citusctl -n "__fish_citusctl_using_subcommand failover" -l candidate -d 'The member to promote' -r
+complete -c citusctl -n "__fish_citusctl_using_subcommand failover" -l timeout -d 'Give up waiting for the candidate to be writable after this long' -r
+complete -c citusctl -n "__fish_citusctl_using_subcommand failover" -s f -l format -d 'Output format' -r -f -a "pretty\t'Tables for people'
+json\t'One JSON document (with `format_version`)'
+yaml\t'The same document as YAML'
+tsv\t'Tab-separated values, one line per row, with a header line'"
+complete -c citusctl -n "__fish_citusctl_using_subcommand failover" -s i -l inventory -d 'Inventory file [default: $CITUSCTL_INVENTORY, ./citusctl.yml, ~/.config/citusctl/inventory.yml]' -r -F
+complete -c citusctl -n "__fish_citusctl_using_subcommand failover" -s y -l yes -d 'Do not ask'
+complete -c citusctl -n "__fish_citusctl_using_subcommand failover" -s v -l verbose -d 'More detail on stderr (-v: info, -vv: debug). Also: CITUSCTL_LOG=debug'
+complete -c citusctl -n "__fish_citusctl_using_subcommand failover" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c citusctl -n "__fish_citusctl_using_subcommand failover" -s V -l version -d 'Print version'
+complete -c citusctl -n "__fish_citusctl_using_subcommand restart" -l pause-timeout -d 'Longest a worker group may stay paused while its leader restarts' -r
+complete -c citusctl -n "__fish_citusctl_using_subcommand restart" -s f -l format -d 'Output format' -r -f -a "pretty\t'Tables for people'
+json\t'One JSON document (with `format_version`)'
+yaml\t'The same document as YAML'
+tsv\t'Tab-separated values, one line per row, with a header line'"
+complete -c citusctl -n "__fish_citusctl_using_subcommand restart" -s i -l inventory -d 'Inventory file [default: $CITUSCTL_INVENTORY, ./citusctl.yml, ~/.config/citusctl/inventory.yml]' -r -F
+complete -c citusctl -n "__fish_citusctl_using_subcommand restart" -l all -d 'Act on every group of the inventory'
+complete -c citusctl -n "__fish_citusctl_using_subcommand restart" -l pending -d 'Only members whose configuration has a change pending a restart'
+complete -c citusctl -n "__fish_citusctl_using_subcommand restart" -l no-pause -d 'Do not pause worker groups around their leader\'s restart'
+complete -c citusctl -n "__fish_citusctl_using_subcommand restart" -s y -l yes -d 'Do not ask'
+complete -c citusctl -n "__fish_citusctl_using_subcommand restart" -s v -l verbose -d 'More detail on stderr (-v: info, -vv: debug). Also: CITUSCTL_LOG=debug'
+complete -c citusctl -n "__fish_citusctl_using_subcommand restart" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c citusctl -n "__fish_citusctl_using_subcommand restart" -s V -l version -d 'Print version'
+complete -c citusctl -n "__fish_citusctl_using_subcommand reload" -s f -l format -d 'Output format' -r -f -a "pretty\t'Tables for people'
+json\t'One JSON document (with `format_version`)'
+yaml\t'The same document as YAML'
+tsv\t'Tab-separated values, one line per row, with a header line'"
+complete -c citusctl -n "__fish_citusctl_using_subcommand reload" -s i -l inventory -d 'Inventory file [default: $CITUSCTL_INVENTORY, ./citusctl.yml, ~/.config/citusctl/inventory.yml]' -r -F
+complete -c citusctl -n "__fish_citusctl_using_subcommand reload" -l all -d 'Act on every group of the inventory'
+complete -c citusctl -n "__fish_citusctl_using_subcommand reload" -s y -l yes -d 'Do not ask'
+complete -c citusctl -n "__fish_citusctl_using_subcommand reload" -s v -l verbose -d 'More detail on stderr (-v: info, -vv: debug). Also: CITUSCTL_LOG=debug'
+complete -c citusctl -n "__fish_citusctl_using_subcommand reload" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c citusctl -n "__fish_citusctl_using_subcommand reload" -s V -l version -d 'Print version'
+complete -c citusctl -n "__fish_citusctl_using_subcommand pause" -s f -l format -d 'Output format' -r -f -a "pretty\t'Tables for people'
+json\t'One JSON document (with `format_version`)'
+yaml\t'The same document as YAML'
+tsv\t'Tab-separated values, one line per row, with a header line'"
+complete -c citusctl -n "__fish_citusctl_using_subcommand pause" -s i -l inventory -d 'Inventory file [default: $CITUSCTL_INVENTORY, ./citusctl.yml, ~/.config/citusctl/inventory.yml]' -r -F
+complete -c citusctl -n "__fish_citusctl_using_subcommand pause" -l all -d 'Act on every group of the inventory'
+complete -c citusctl -n "__fish_citusctl_using_subcommand pause" -s y -l yes -d 'Do not ask'
+complete -c citusctl -n "__fish_citusctl_using_subcommand pause" -l no-wait -d 'Do not wait until every member reports the new mode'
+complete -c citusctl -n "__fish_citusctl_using_subcommand pause" -s v -l verbose -d 'More detail on stderr (-v: info, -vv: debug). Also: CITUSCTL_LOG=debug'
+complete -c citusctl -n "__fish_citusctl_using_subcommand pause" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c citusctl -n "__fish_citusctl_using_subcommand pause" -s V -l version -d 'Print version'
+complete -c citusctl -n "__fish_citusctl_using_subcommand resume" -s f -l format -d 'Output format' -r -f -a "pretty\t'Tables for people'
+json\t'One JSON document (with `format_version`)'
+yaml\t'The same document as YAML'
+tsv\t'Tab-separated values, one line per row, with a header line'"
+complete -c citusctl -n "__fish_citusctl_using_subcommand resume" -s i -l inventory -d 'Inventory file [default: $CITUSCTL_INVENTORY, ./citusctl.yml, ~/.config/citusctl/inventory.yml]' -r -F
+complete -c citusctl -n "__fish_citusctl_using_subcommand resume" -l all -d 'Act on every group of the inventory'
+complete -c citusctl -n "__fish_citusctl_using_subcommand resume" -s y -l yes -d 'Do not ask'
+complete -c citusctl -n "__fish_citusctl_using_subcommand resume" -l no-wait -d 'Do not wait until every member reports the new mode'
+complete -c citusctl -n "__fish_citusctl_using_subcommand resume" -s v -l verbose -d 'More detail on stderr (-v: info, -vv: debug). Also: CITUSCTL_LOG=debug'
+complete -c citusctl -n "__fish_citusctl_using_subcommand resume" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c citusctl -n "__fish_citusctl_using_subcommand resume" -s V -l version -d 'Print version'
+complete -c citusctl -n "__fish_citusctl_using_subcommand history" -s f -l format -d 'Output format' -r -f -a "pretty\t'Tables for people'
+json\t'One JSON document (with `format_version`)'
+yaml\t'The same document as YAML'
+tsv\t'Tab-separated values, one line per row, with a header line'"
+complete -c citusctl -n "__fish_citusctl_using_subcommand history" -s i -l inventory -d 'Inventory file [default: $CITUSCTL_INVENTORY, ./citusctl.yml, ~/.config/citusctl/inventory.yml]' -r -F
+complete -c citusctl -n "__fish_citusctl_using_subcommand history" -s v -l verbose -d 'More detail on stderr (-v: info, -vv: debug). Also: CITUSCTL_LOG=debug'
+complete -c citusctl -n "__fish_citusctl_using_subcommand history" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c citusctl -n "__fish_citusctl_using_subcommand history" -s V -l version -d 'Print version'
 complete -c citusctl -n "__fish_citusctl_using_subcommand completions" -s i -l inventory -d 'Inventory file [default: $CITUSCTL_INVENTORY, ./citusctl.yml, ~/.config/citusctl/inventory.yml]' -r -F
 complete -c citusctl -n "__fish_citusctl_using_subcommand completions" -s v -l verbose -d 'More detail on stderr (-v: info, -vv: debug). Also: CITUSCTL_LOG=debug'
 complete -c citusctl -n "__fish_citusctl_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -98,10 +168,16 @@ complete -c citusctl -n "__fish_citusctl_using_subcommand generate-assets" -s i 
 complete -c citusctl -n "__fish_citusctl_using_subcommand generate-assets" -s v -l verbose -d 'More detail on stderr (-v: info, -vv: debug). Also: CITUSCTL_LOG=debug'
 complete -c citusctl -n "__fish_citusctl_using_subcommand generate-assets" -s h -l help -d 'Print help'
 complete -c citusctl -n "__fish_citusctl_using_subcommand generate-assets" -s V -l version -d 'Print version'
-complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list resync add-worker switchover completions generate-assets help" -f -a "list" -d 'Show every group and member, and whether pg_dist_node agrees with Patroni'
-complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list resync add-worker switchover completions generate-assets help" -f -a "resync" -d 'Make pg_dist_node match the inventory and the live Patroni state'
-complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list resync add-worker switchover completions generate-assets help" -f -a "add-worker" -d 'Register a worker group in pg_dist_node (RW VIP as primary, RO VIP as secondary, or the leader\'s real address in direct mode)'
-complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list resync add-worker switchover completions generate-assets help" -f -a "switchover" -d 'Switch a group over to a replica; worker groups are paused in Citus meanwhile'
-complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list resync add-worker switchover completions generate-assets help" -f -a "completions" -d 'Print the shell completion script for SHELL to stdout'
-complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list resync add-worker switchover completions generate-assets help" -f -a "generate-assets"
-complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list resync add-worker switchover completions generate-assets help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list resync add-worker switchover failover restart reload pause resume history completions generate-assets help" -f -a "list" -d 'Show every group and member, and whether pg_dist_node agrees with Patroni'
+complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list resync add-worker switchover failover restart reload pause resume history completions generate-assets help" -f -a "resync" -d 'Make pg_dist_node match the inventory and the live Patroni state'
+complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list resync add-worker switchover failover restart reload pause resume history completions generate-assets help" -f -a "add-worker" -d 'Register a worker group in pg_dist_node (RW VIP as primary, RO VIP as secondary, or the leader\'s real address in direct mode)'
+complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list resync add-worker switchover failover restart reload pause resume history completions generate-assets help" -f -a "switchover" -d 'Switch a group over to a replica; worker groups are paused in Citus meanwhile'
+complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list resync add-worker switchover failover restart reload pause resume history completions generate-assets help" -f -a "failover" -d 'Promote a member of a group whose leader is gone, then repair pg_dist_node at once'
+complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list resync add-worker switchover failover restart reload pause resume history completions generate-assets help" -f -a "restart" -d 'Restart PostgreSQL on every member of the chosen groups, in a safe order'
+complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list resync add-worker switchover failover restart reload pause resume history completions generate-assets help" -f -a "reload" -d 'Reload the configuration of every member of the chosen groups'
+complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list resync add-worker switchover failover restart reload pause resume history completions generate-assets help" -f -a "pause" -d 'Put groups into Patroni\'s maintenance mode (no automatic failover)'
+complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list resync add-worker switchover failover restart reload pause resume history completions generate-assets help" -f -a "resume" -d 'Take groups out of Patroni\'s maintenance mode'
+complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list resync add-worker switchover failover restart reload pause resume history completions generate-assets help" -f -a "history" -d 'Show every group\'s timeline history'
+complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list resync add-worker switchover failover restart reload pause resume history completions generate-assets help" -f -a "completions" -d 'Print the shell completion script for SHELL to stdout'
+complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list resync add-worker switchover failover restart reload pause resume history completions generate-assets help" -f -a "generate-assets"
+complete -c citusctl -n "__fish_citusctl_using_subcommand help; and not __fish_seen_subcommand_from list resync add-worker switchover failover restart reload pause resume history completions generate-assets help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

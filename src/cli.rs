@@ -33,6 +33,14 @@ pub enum Command {
     Resync(commands::resync::Args),
     AddWorker(commands::add_worker::Args),
     Switchover(commands::switchover::Args),
+    Failover(commands::failover::Args),
+    Restart(commands::restart::Args),
+    Reload(commands::reload::Args),
+    /// Put groups into Patroni's maintenance mode (no automatic failover).
+    Pause(commands::maintenance::Args),
+    /// Take groups out of Patroni's maintenance mode.
+    Resume(commands::maintenance::Args),
+    History(commands::history::Args),
     Completions(commands::completions::Args),
     #[command(hide = true)]
     GenerateAssets(commands::generate_assets::Args),

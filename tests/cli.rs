@@ -114,6 +114,9 @@ fn help_texts_are_reviewed_snapshots() {
         (vec!["completions", "--help"], "help-completions.txt"),
         (vec!["resync", "--help"], "help-resync.txt"),
         (vec!["add-worker", "--help"], "help-add-worker.txt"),
+        (vec!["switchover", "--help"], "help-switchover.txt"),
+        (vec!["failover", "--help"], "help-failover.txt"),
+        (vec!["restart", "--help"], "help-restart.txt"),
     ] {
         let r = run(citusctl().env("COLUMNS", "100").args(&args));
         assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);

@@ -879,3 +879,240 @@ fn vip_mode_add_worker_checks_where_the_vips_land_and_resync_converts_rows() {
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     c.wait_ok();
 }
+
+// ---- switchover, failover and the cluster-wide operations --------------------------------
+
+fn other_member(v: &Value, scope: &str, not: &str) -> String {
+    group(v, scope)["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap().to_owned())
+        .find(|n| n != not)
+        .unwrap()
+}
+
+#[test]
+fn switchover_of_a_worker_pauses_it_and_leaves_every_row_ok() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = cluster();
+    let v = c.wait_ok();
+    let old = c.leader_of(&v, "wk1");
+    let want = other_member(&v, "wk1", &old);
+    let r = run(c
+        .citusctl()
+        .args(["switchover", "wk1", "--yes", "-f", "json"]));
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let rep: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(rep["outcome"], "switched");
+    assert_eq!(rep["old_leader"], old.as_str());
+    assert_eq!(rep["new_leader"], want.as_str());
+    assert!(rep["paused_ms"].as_u64().unwrap() > 0, "{rep}");
+    assert_eq!(rep["rows_changed"].as_array().unwrap().len(), 1, "{rep}");
+    assert!(
+        r.stderr.contains("paused wk1 in postgres") && r.stderr.contains("resumed wk1 after"),
+        "{}",
+        r.stderr
+    );
+    // Right away, without any resync: the row already points at the new leader.
+    let (_, v) = c.list_json(&[]);
+    assert_eq!(c.leader_of(&v, "wk1"), want);
+    assert_eq!(group(&v, "wk1")["verdict"], "ok", "{v}");
+    assert_eq!(primary_row(group(&v, "wk1"))["nodename"], c.addr(&want));
+    c.wait_ok();
+
+    // Patroni's history shows it.
+    let r = run(c.citusctl().args(["history", "wk1", "-f", "json"]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let h: Value = serde_json::from_str(&r.stdout).unwrap();
+    let entries = h["entries"].as_array().unwrap();
+    assert!(!entries.is_empty(), "{h}");
+    assert!(entries.iter().all(|e| e["scope"] == "wk1"));
+    assert!(entries.last().unwrap()["timeline"].as_i64().unwrap() >= 1);
+}
+
+#[test]
+fn switchover_of_the_coordinator_moves_its_own_row() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = cluster();
+    let v = c.wait_ok();
+    let old = c.leader_of(&v, "cn");
+    let r = run(c
+        .citusctl()
+        .args(["switchover", "cn", "--yes", "-f", "json"]));
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let rep: Value = serde_json::from_str(&r.stdout).unwrap();
+    let new = rep["new_leader"].as_str().unwrap().to_owned();
+    assert_ne!(new, old);
+    assert!(
+        rep["paused_ms"].is_null(),
+        "the coordinator cannot pause itself"
+    );
+    let (_, v) = c.list_json(&[]);
+    assert_eq!(primary_row(group(&v, "cn"))["nodename"], c.addr(&new));
+    assert_eq!(primary_row(group(&v, "cn"))["verdict"], "ok");
+    c.wait_ok();
+}
+
+#[test]
+fn refused_and_unfinished_switchovers_exit_non_zero_and_change_nothing() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = cluster();
+    let v = c.wait_ok();
+    let cn_leader = c.leader_of(&v, "cn");
+    let before = dist_rows(&c, &cn_leader);
+
+    // Patroni says no: its reason verbatim, exit 4.
+    let r = run(c.citusctl().args([
+        "switchover",
+        "wk2",
+        "--yes",
+        "--scheduled",
+        "2001-01-01T00:00:00+00:00",
+    ]));
+    assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("in the past"), "{}", r.stdout);
+    // citusctl says no: not a candidate.
+    let leader = c.leader_of(&v, "wk2");
+    let r = run(c
+        .citusctl()
+        .args(["switchover", "wk2", "--yes", "--candidate", &leader]));
+    assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("is not a replica of wk2"), "{}", r.stdout);
+    // Without a terminal, no candidate and no --yes: a usage error.
+    let r = run(c.citusctl().args(["switchover", "wk2"]));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_eq!(dist_rows(&c, &cn_leader), before);
+
+    // The new leader cannot be writable within 200 ms: the pause is rolled back and said so.
+    let r = run(c.citusctl().args([
+        "switchover",
+        "wk2",
+        "--yes",
+        "--pause-timeout",
+        "200ms",
+        "-f",
+        "json",
+    ]));
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let rep: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(rep["outcome"], "rolled back");
+    assert!(
+        rep["error"]
+            .as_str()
+            .unwrap()
+            .contains("the pause was rolled back (pg_dist_node unchanged)"),
+        "{rep}"
+    );
+    assert_eq!(dist_rows(&c, &cn_leader), before);
+    // Patroni goes on with its switchover; resync then repairs the row.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, v) = c.list_json(&[]);
+        if v["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|g| g["leader"].is_string())
+            && c.leader_of(&v, "wk2") != leader
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let r = run(c.citusctl().args(["resync", "--yes"]));
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    c.wait_ok();
+}
+
+#[test]
+fn failover_promotes_the_candidate_and_repairs_the_row_at_once() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = cluster();
+    let v = c.wait_ok();
+    let old = c.leader_of(&v, "wk2");
+    let cand = other_member(&v, "wk2", &old);
+    let r = run(c
+        .citusctl()
+        .args(["failover", "wk2", "--candidate", "pg99", "--yes"]));
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("pg99 is not a member of wk2"),
+        "{}",
+        r.stderr
+    );
+    let r = run(c.citusctl().args([
+        "failover",
+        "wk2",
+        "--candidate",
+        &cand,
+        "--yes",
+        "-f",
+        "json",
+    ]));
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("no pause is possible"), "{}", r.stderr);
+    let (_, v) = c.list_json(&[]);
+    assert_eq!(c.leader_of(&v, "wk2"), cand);
+    assert_eq!(primary_row(group(&v, "wk2"))["nodename"], c.addr(&cand));
+    assert_eq!(group(&v, "wk2")["verdict"], "ok");
+    c.wait_ok();
+}
+
+#[test]
+fn reload_pause_resume_and_restart_across_groups() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = cluster();
+    c.wait_ok();
+    let r = run(c
+        .citusctl()
+        .args(["reload", "--all", "--yes", "-f", "json"]));
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let rep: Value = serde_json::from_str(&r.stdout).unwrap();
+    let results = rep["results"].as_array().unwrap();
+    assert_eq!(results.len(), 6);
+    assert!(
+        results
+            .iter()
+            .all(|x| x["status"] == "ok" && x["http_status"] == 202),
+        "{rep}"
+    );
+    // Workers first, the coordinator last.
+    assert_eq!(results.last().unwrap()["scope"], "cn");
+    assert_eq!(
+        run(c.citusctl().arg("reload")).code,
+        2,
+        "no group named and no --all"
+    );
+
+    let r = run(c.citusctl().args(["pause", "wk1", "wk2", "--yes"]));
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let (_, v) = c.list_json(&[]);
+    assert_eq!(group(&v, "wk1")["paused"], true);
+    assert_eq!(group(&v, "wk2")["paused"], true);
+    assert_eq!(group(&v, "cn")["paused"], false);
+    let r = run(c.citusctl().args(["resume", "wk1", "wk2", "--yes"]));
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let (_, v) = c.list_json(&[]);
+    assert_eq!(group(&v, "wk1")["paused"], false);
+
+    let leader = c.leader_of(&v, "wk1");
+    let r = run(c.citusctl().args(["restart", "wk1", "--yes", "-f", "json"]));
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let rep: Value = serde_json::from_str(&r.stdout).unwrap();
+    let order: Vec<&str> = rep["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["member"].as_str().unwrap())
+        .collect();
+    assert_eq!(order.len(), 2);
+    assert_eq!(order[1], leader, "the leader restarts last");
+    let v = c.wait_ok();
+    assert_eq!(
+        c.leader_of(&v, "wk1"),
+        leader,
+        "a restart is not a switchover"
+    );
+}

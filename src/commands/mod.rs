@@ -2,8 +2,14 @@
 
 pub mod add_worker;
 pub mod completions;
+pub mod failover;
 pub mod generate_assets;
+mod groups;
+pub mod history;
 pub mod list;
+pub mod maintenance;
+pub mod reload;
+pub mod restart;
 pub mod resync;
 mod resync_watch;
 pub mod switchover;
@@ -19,6 +25,12 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Resync(args) => resync::run(ctx()?, args).await,
         Command::AddWorker(args) => add_worker::run(ctx()?, args).await,
         Command::Switchover(args) => switchover::run(ctx()?, args).await,
+        Command::Failover(args) => failover::run(ctx()?, args).await,
+        Command::Restart(args) => restart::run(ctx()?, args).await,
+        Command::Reload(args) => reload::run(ctx()?, args).await,
+        Command::Pause(args) => maintenance::run(ctx()?, args, true).await,
+        Command::Resume(args) => maintenance::run(ctx()?, args, false).await,
+        Command::History(args) => history::run(ctx()?, args).await,
         Command::Completions(args) => completions::run(args),
         Command::GenerateAssets(args) => generate_assets::run(args),
     }

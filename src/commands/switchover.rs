@@ -266,7 +266,18 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
     let pause_started = Instant::now();
     if pausing {
         for (db, nodeid, host, port) in &pause_rows {
-            match pause(&pg, &cn_ep, db, *nodeid, host, *port, &args).await {
+            match pause(
+                &pg,
+                &cn_ep,
+                db,
+                *nodeid,
+                host,
+                *port,
+                args.pause_timeout,
+                args.lock_cooldown,
+            )
+            .await
+            {
                 Ok(c) => {
                     progress.say(&format!("paused {} in {db} (row {nodeid})", group.scope));
                     paused.push((db.clone(), c));
@@ -486,22 +497,25 @@ async fn pick_candidate(view: &GroupView, args: &Args) -> anyhow::Result<String>
     }
 }
 
+/// Open a transaction on the coordinator leader and pause the group's primary row in it: Citus
+/// then holds writes to the group until COMMIT or ROLLBACK.
 #[allow(clippy::too_many_arguments)]
-async fn pause(
+pub(super) async fn pause(
     pg: &PgParams,
     cn: &Endpoint,
     db: &str,
     nodeid: i32,
     host: &str,
     port: u16,
-    args: &Args,
+    pause_timeout: Duration,
+    lock_cooldown: Duration,
 ) -> Result<tokio_postgres::Client, PgError> {
     let c = pg::connect(pg, cn, db).await?;
     let q = |e: tokio_postgres::Error| PgError::from_query(&e);
     c.batch_execute("BEGIN").await.map_err(q)?;
     c.batch_execute(&format!(
         "SET LOCAL statement_timeout = {}",
-        args.pause_timeout.as_millis().max(1)
+        pause_timeout.as_millis().max(1)
     ))
     .await
     .map_err(q)?;
@@ -513,7 +527,7 @@ async fn pause(
     if has_pause {
         c.execute(
             "SELECT pg_catalog.citus_pause_node_within_txn($1::int, true, $2::int)",
-            &[&nodeid, &ms(args.lock_cooldown)],
+            &[&nodeid, &ms(lock_cooldown)],
         )
         .await
         .map_err(q)?;
@@ -522,7 +536,7 @@ async fn pause(
         let demoted = format!("{host}-demoted");
         c.execute(
             "SELECT pg_catalog.citus_update_node($1::int, $2::text, $3::int, true, $4::int)",
-            &[&nodeid, &demoted, &i32::from(port), &ms(args.lock_cooldown)],
+            &[&nodeid, &demoted, &i32::from(port), &ms(lock_cooldown)],
         )
         .await
         .map_err(q)?;
@@ -552,7 +566,7 @@ async fn run_step(
     r.map(|_| ()).map_err(|e| PgError::from_query(&e))
 }
 
-async fn rollback_all(paused: Vec<(String, tokio_postgres::Client)>) {
+pub(super) async fn rollback_all(paused: Vec<(String, tokio_postgres::Client)>) {
     for (_, c) in paused {
         let _ = c.batch_execute("ROLLBACK").await;
     }
@@ -560,7 +574,12 @@ async fn rollback_all(paused: Vec<(String, tokio_postgres::Client)>) {
 
 /// Poll until the candidate answers `pg_is_in_recovery() = false` (and, in VIP mode, the RW VIP
 /// lands on a writable server).
-async fn wait_writable(pg: &PgParams, db: &str, candidate: &Endpoint, rw_vip: Option<Endpoint>) {
+pub(super) async fn wait_writable(
+    pg: &PgParams,
+    db: &str,
+    candidate: &Endpoint,
+    rw_vip: Option<Endpoint>,
+) {
     let mut quick = pg.clone();
     quick.connect_timeout = Duration::from_millis(500);
     loop {

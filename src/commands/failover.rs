@@ -1,0 +1,197 @@
+//! `citusctl failover SCOPE --candidate MEMBER`: for a group without a healthy leader.
+//! Patroni's `POST /failover`, then `pg_dist_node` repaired the moment the candidate is
+//! writable. No pause is possible (the old leader is gone): writes to the group fail until then.
+
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+
+use super::resync::{observe_parts, plan_checked_parts};
+use super::switchover::{SwitchoverReport, wait_writable};
+use crate::apply::{UpdateOptions, apply_database};
+use crate::context::Context;
+use crate::exit::Exit;
+use crate::output::{self, Format};
+
+/// Promote a member of a group whose leader is gone, then repair pg_dist_node at once.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The group's Patroni scope.
+    pub scope: String,
+    /// The member to promote.
+    #[arg(long)]
+    pub candidate: String,
+    /// Do not ask.
+    #[arg(short = 'y', long, alias = "force")]
+    pub yes: bool,
+    /// Give up waiting for the candidate to be writable after this long.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Format::Pretty)]
+    pub format: Format,
+}
+
+pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
+    let Some(group) = ctx.topo.group_by_scope(&args.scope) else {
+        bail!(crate::UsageError(format!(
+            "no group with scope `{}` (known: {})",
+            args.scope,
+            ctx.topo.scopes().join(", ")
+        )));
+    };
+    let Some(cand) = group.member(&args.candidate) else {
+        bail!(crate::UsageError(format!(
+            "{} is not a member of {} (members: {})",
+            args.candidate,
+            group.scope,
+            group
+                .members
+                .iter()
+                .map(|m| m.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    };
+    let client = ctx.patroni_writer()?;
+    let pg = ctx.pg_params()?;
+    crate::ui::say(&format!(
+        "Failover of {} to {}: no pause is possible; writes to the group fail until pg_dist_node points at {}.",
+        group.scope, cand.name, cand.name
+    ));
+    if !super::groups::confirm(
+        args.yes,
+        format!("Fail {} over to {}?", group.scope, cand.name),
+    )
+    .await?
+    {
+        return Ok(Exit::No);
+    }
+    let started = Instant::now();
+    let mut report = SwitchoverReport {
+        format_version: crate::status::FORMAT_VERSION,
+        scope: group.scope.clone(),
+        ..Default::default()
+    };
+    let body = serde_json::json!({ "candidate": cand.name });
+    // Ask the candidate itself first: the others may be the ones that are down.
+    let order = std::iter::once(cand).chain(group.members.iter().filter(|m| m.name != cand.name));
+    let mut answer = Err("no member answers".to_owned());
+    for m in order {
+        match client
+            .send(
+                reqwest::Method::POST,
+                &m.api,
+                "failover",
+                Some(&body),
+                args.timeout,
+            )
+            .await
+        {
+            Ok(r) => {
+                answer = Ok(r);
+                break;
+            }
+            Err(e) => answer = Err(format!("{}: {e}", m.name)),
+        }
+    }
+    let exit = match answer {
+        Ok((code, text)) if code == 200 || code == 503 => {
+            report.patroni = Some(text);
+            None
+        }
+        Ok((code, text)) => {
+            report.patroni = Some(text.clone());
+            report.outcome = "refused".into();
+            report.error = Some(format!(
+                "Patroni refused the failover (HTTP {code}): {text}"
+            ));
+            Some(Exit::Refused)
+        }
+        Err(e) => {
+            report.outcome = "failed".into();
+            report.error = Some(e);
+            Some(Exit::No)
+        }
+    };
+    if let Some(exit) = exit {
+        report.total_ms = started.elapsed().as_millis() as u64;
+        output::print(&output::render(&report, args.format))?;
+        return Ok(exit);
+    }
+    if tokio::time::timeout(
+        args.timeout,
+        wait_writable(
+            &pg,
+            &ctx.topo.databases[0],
+            &cand.pg,
+            group.vip.as_ref().map(|v| v.rw.clone()),
+        ),
+    )
+    .await
+    .is_err()
+    {
+        report.outcome = "failed".into();
+        report.error = Some(format!(
+            "{} is not writable after {}",
+            cand.name,
+            humantime::format_duration(args.timeout)
+        ));
+        report.total_ms = started.elapsed().as_millis() as u64;
+        output::print(&output::render(&report, args.format))?;
+        return Ok(Exit::No);
+    }
+    report.writable_after_ms = Some(started.elapsed().as_millis() as u64);
+    // Repair the group's rows as soon as Patroni shows the new leader.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let opts = UpdateOptions {
+        force: true,
+        lock_cooldown_ms: 2000,
+        statement_timeout_ms: 30_000,
+    };
+    loop {
+        if let Ok((views, tables, cn_ep)) = observe_parts(&ctx.topo, &client, &pg).await {
+            let plan = plan_checked_parts(
+                &ctx.topo,
+                &views,
+                &tables,
+                &pg,
+                std::slice::from_ref(&group.scope),
+            )
+            .await;
+            if plan.refused.is_empty() {
+                for db in &plan.databases {
+                    if let Err(e) = apply_database(&pg, &cn_ep, db, opts).await {
+                        report.error = Some(format!("{}: {e}: run `citusctl resync`", db.database));
+                    }
+                    for c in &db.changes {
+                        report.rows_changed.push(format!(
+                            "{} {} row {} {} -> {}",
+                            db.database,
+                            c.noderole,
+                            c.nodeid.map(|n| n.to_string()).unwrap_or_default(),
+                            c.now.as_deref().unwrap_or("-"),
+                            c.wanted
+                        ));
+                    }
+                }
+                break;
+            }
+        }
+        if Instant::now() > deadline {
+            report.error =
+                Some("pg_dist_node not repaired within 30 s: run `citusctl resync`".into());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    report.new_leader = Some(cand.name.clone());
+    report.outcome = "switched".into();
+    report.total_ms = started.elapsed().as_millis() as u64;
+    output::print(&output::render(&report, args.format))?;
+    Ok(if report.error.is_some() {
+        Exit::No
+    } else {
+        Exit::Ok
+    })
+}
