@@ -107,3 +107,20 @@ pub async fn read_metadata(
         nodes,
     })
 }
+
+/// A healthy row for unit tests (shards everywhere but on the coordinator).
+#[cfg(test)]
+pub(crate) fn test_row(nodeid: i32, groupid: i32, host: &str, role: &str) -> DistNode {
+    DistNode {
+        nodeid,
+        groupid,
+        nodename: host.into(),
+        nodeport: 5432,
+        noderole: role.into(),
+        nodecluster: "default".into(),
+        isactive: true,
+        hasmetadata: true,
+        metadatasynced: true,
+        shouldhaveshards: groupid != 0,
+    }
+}

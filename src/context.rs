@@ -45,6 +45,22 @@ impl Context {
         Ok(PatroniClient::new(&self.topo.patroni, password)?)
     }
 
+    /// The group with this scope, or a usage error naming the known ones.
+    pub fn group(&self, scope: &str) -> Result<&crate::topology::Group, crate::UsageError> {
+        self.topo.group_by_scope(scope).ok_or_else(|| {
+            crate::UsageError(format!(
+                "no group with scope `{scope}` in {} (known: {})",
+                self.inventory_path.display(),
+                self.topo.scopes().join(", ")
+            ))
+        })
+    }
+
+    /// Every scope named must exist.
+    pub fn check_scopes(&self, scopes: &[String]) -> Result<(), crate::UsageError> {
+        scopes.iter().try_for_each(|s| self.group(s).map(|_| ()))
+    }
+
     pub fn pg_params(&self) -> anyhow::Result<PgParams> {
         PgParams::resolve(&self.topo.postgres).context("PostgreSQL connection settings")
     }

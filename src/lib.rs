@@ -91,9 +91,7 @@ fn report_error(e: &anyhow::Error) -> Exit {
     if let Some(hint) = inv.and_then(|i| i.hint.as_ref()) {
         eprintln!("\nhint: {hint}");
     }
-    if inv.is_some() || e.downcast_ref::<UsageError>().is_some() {
-        Exit::Error
-    } else {
-        Exit::Error
-    }
+    // Usage and inventory errors, and anything unexpected, share exit status 2; outcomes that
+    // mean "no", "unreachable" or "refused" are returned by the commands, not raised.
+    Exit::Error
 }

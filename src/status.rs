@@ -371,7 +371,7 @@ impl Render for StatusReport {
                     (None, _) => String::new(),
                 };
                 let mut state = m.state.clone();
-                if m.reachable == false && m.role.is_some() {
+                if !m.reachable && m.role.is_some() {
                     state.push_str(" (API down)");
                 }
                 let name = if m.in_inventory {

@@ -235,16 +235,16 @@ fn check_vip_group(
             "RW VIP not registered".into(),
         ));
     }
-    if let Some(ro) = ro {
-        if !rows.iter().any(|r| r.is_secondary()) {
-            out.push(RowCheck::missing(
-                db,
-                group.group_id,
-                "secondary",
-                Some(ro),
-                "RO VIP not registered".into(),
-            ));
-        }
+    if let Some(ro) = ro
+        && !rows.iter().any(|r| r.is_secondary())
+    {
+        out.push(RowCheck::missing(
+            db,
+            group.group_id,
+            "secondary",
+            Some(ro),
+            "RO VIP not registered".into(),
+        ));
     }
     out
 }
@@ -271,20 +271,7 @@ mod tests {
     use crate::health::tests::{doc, group, probe};
     use crate::topology::Vips;
 
-    fn row(nodeid: i32, groupid: i32, host: &str, role: &str) -> DistNode {
-        DistNode {
-            nodeid,
-            groupid,
-            nodename: host.into(),
-            nodeport: 5432,
-            noderole: role.into(),
-            nodecluster: "default".into(),
-            isactive: true,
-            hasmetadata: true,
-            metadatasynced: true,
-            shouldhaveshards: true,
-        }
-    }
+    use crate::citus::test_row as row;
 
     fn wk1_led_by(leader: &str) -> (Group, GroupView) {
         let g = group("wk1", 1, &[("pg3", "10.0.0.3"), ("pg4", "10.0.0.4")]);

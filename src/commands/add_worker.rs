@@ -45,14 +45,7 @@ pub struct Args {
 }
 
 pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
-    let Some(group) = ctx.topo.group_by_scope(&args.scope) else {
-        bail!(crate::UsageError(format!(
-            "no group with scope `{}` in {} (known: {})",
-            args.scope,
-            ctx.inventory_path.display(),
-            ctx.topo.scopes().join(", ")
-        )));
-    };
+    let group = ctx.group(&args.scope)?;
     if group.kind != GroupKind::Worker {
         bail!(crate::UsageError(format!(
             "`{}` is the coordinator, not a worker group",

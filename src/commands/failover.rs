@@ -33,13 +33,7 @@ pub struct Args {
 }
 
 pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
-    let Some(group) = ctx.topo.group_by_scope(&args.scope) else {
-        bail!(crate::UsageError(format!(
-            "no group with scope `{}` (known: {})",
-            args.scope,
-            ctx.topo.scopes().join(", ")
-        )));
-    };
+    let group = ctx.group(&args.scope)?;
     let Some(cand) = group.member(&args.candidate) else {
         bail!(crate::UsageError(format!(
             "{} is not a member of {} (members: {})",
@@ -165,14 +159,7 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
                         report.error = Some(format!("{}: {e}: run `citusctl resync`", db.database));
                     }
                     for c in &db.changes {
-                        report.rows_changed.push(format!(
-                            "{} {} row {} {} -> {}",
-                            db.database,
-                            c.noderole,
-                            c.nodeid.map(|n| n.to_string()).unwrap_or_default(),
-                            c.now.as_deref().unwrap_or("-"),
-                            c.wanted
-                        ));
+                        report.rows_changed.push(c.describe(&db.database));
                     }
                 }
                 break;

@@ -37,14 +37,7 @@ pub struct Entry {
 }
 
 pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
-    for s in &args.scopes {
-        if ctx.topo.group_by_scope(s).is_none() {
-            anyhow::bail!(crate::UsageError(format!(
-                "no group with scope `{s}` (known: {})",
-                ctx.topo.scopes().join(", ")
-            )));
-        }
-    }
+    ctx.check_scopes(&args.scopes)?;
     let client = ctx.patroni_reader()?;
     let groups: Vec<_> = ctx
         .topo

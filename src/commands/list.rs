@@ -39,15 +39,7 @@ pub struct Args {
 }
 
 pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
-    for s in &args.scopes {
-        if ctx.topo.group_by_scope(s).is_none() {
-            bail!(crate::UsageError(format!(
-                "no group with scope `{s}` in {} (known: {})",
-                ctx.inventory_path.display(),
-                ctx.topo.scopes().join(", ")
-            )));
-        }
-    }
+    ctx.check_scopes(&args.scopes)?;
     let interval = match (args.watch, args.watch_default) {
         (Some(s), _) if s.is_finite() && s > 0.0 => Some(Duration::from_secs_f64(s.max(0.1))),
         (Some(_), _) => bail!(crate::UsageError(

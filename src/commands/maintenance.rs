@@ -80,15 +80,15 @@ async fn set_pause(
                 }
                 let deadline = Instant::now() + Duration::from_secs(30);
                 loop {
-                    if let Ok(doc) = client.cluster(&m.api).await {
-                        if doc.pause == pause {
-                            let msg = if pause {
-                                "maintenance mode on"
-                            } else {
-                                "maintenance mode off"
-                            };
-                            return (m.name.clone(), Ok((200, msg.into())));
-                        }
+                    if let Ok(doc) = client.cluster(&m.api).await
+                        && doc.pause == pause
+                    {
+                        let msg = if pause {
+                            "maintenance mode on"
+                        } else {
+                            "maintenance mode off"
+                        };
+                        return (m.name.clone(), Ok((200, msg.into())));
                     }
                     if Instant::now() > deadline {
                         return (

@@ -106,15 +106,7 @@ struct Observed {
 }
 
 pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
-    for s in &args.scopes {
-        if ctx.topo.group_by_scope(s).is_none() {
-            bail!(crate::UsageError(format!(
-                "no group with scope `{s}` in {} (known: {})",
-                ctx.inventory_path.display(),
-                ctx.topo.scopes().join(", ")
-            )));
-        }
-    }
+    ctx.check_scopes(&args.scopes)?;
     let client = ctx.patroni_reader()?;
     let pg = ctx.pg_params()?;
     let opts = UpdateOptions {
@@ -361,10 +353,10 @@ pub(super) async fn plan_checked_parts(
                     .iter()
                     .find(|m| m.pg.to_string() == c.wanted)
                     .map(|m| m.pg.clone());
-                if let Some(ep) = ep {
-                    if !targets.iter().any(|(s, _)| s == &c.scope) {
-                        targets.push((c.scope.clone(), ep));
-                    }
+                if let Some(ep) = ep
+                    && !targets.iter().any(|(s, _)| s == &c.scope)
+                {
+                    targets.push((c.scope.clone(), ep));
                 }
             }
         }

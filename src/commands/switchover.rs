@@ -98,13 +98,7 @@ pub struct SwitchoverReport {
 }
 
 pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
-    let Some(group) = ctx.topo.group_by_scope(&args.scope) else {
-        bail!(crate::UsageError(format!(
-            "no group with scope `{}` (known: {})",
-            args.scope,
-            ctx.topo.scopes().join(", ")
-        )));
-    };
+    let group = ctx.group(&args.scope)?;
     let client = ctx.patroni_writer()?;
     let pg = ctx.pg_params()?;
     let started = Instant::now();
@@ -405,14 +399,7 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
             }
         }
         for c in &dbp.changes {
-            report.rows_changed.push(format!(
-                "{} {} row {} {} -> {}",
-                dbp.database,
-                c.noderole,
-                c.nodeid.map(|n| n.to_string()).unwrap_or_default(),
-                c.now.as_deref().unwrap_or("-"),
-                c.wanted
-            ));
+            report.rows_changed.push(c.describe(&dbp.database));
         }
     }
     for (db, c) in paused {
@@ -433,19 +420,18 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
     }
 
     // The coordinator: its own row and citus.use_secondary_nodes follow at once.
-    if group.kind == GroupKind::Coordinator {
-        if let Err(e) = settle_coordinator(&ctx.topo, &client, &pg, &mut report).await {
-            report.error = Some(e);
-        }
+    if group.kind == GroupKind::Coordinator
+        && let Err(e) = settle_coordinator(&ctx.topo, &client, &pg, &mut report).await
+    {
+        report.error = Some(e);
     }
     if post_result.is_none() {
         if let Ok((_, text)) = tokio::time::timeout(Duration::from_secs(20), &mut post)
             .await
             .unwrap_or(Ok((0, String::new())))
+            && !text.is_empty()
         {
-            if !text.is_empty() {
-                report.patroni = Some(text);
-            }
+            report.patroni = Some(text);
         }
     } else {
         report.patroni = post_result.map(|p| p.1);
@@ -641,14 +627,7 @@ async fn settle_coordinator(
                     .await
                     .map_err(|e| format!("{}: {e}", db.database))?;
                 for c in &db.changes {
-                    report.rows_changed.push(format!(
-                        "{} {} row {} {} -> {}",
-                        db.database,
-                        c.noderole,
-                        c.nodeid.map(|n| n.to_string()).unwrap_or_default(),
-                        c.now.as_deref().unwrap_or("-"),
-                        c.wanted
-                    ));
+                    report.rows_changed.push(c.describe(&db.database));
                 }
             }
             for s in &plan.settings {
@@ -697,14 +676,7 @@ fn say_plan(
     }
     for db in &meta.databases {
         for c in &db.changes {
-            lines.push(format!(
-                "  {}: {} row {} {} -> {}",
-                db.database,
-                c.noderole,
-                c.nodeid.map(|n| n.to_string()).unwrap_or_default(),
-                c.now.as_deref().unwrap_or("-"),
-                c.wanted
-            ));
+            lines.push(format!("  {}", c.describe(&db.database)));
         }
     }
     if meta.is_empty() && group.vip.is_some() {

@@ -129,7 +129,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Topology, InventoryError> {
 fn yaml_message(e: &serde_saphyr::Error) -> String {
     let full = e.to_string();
     let mut msg = full.lines().next().unwrap_or("invalid YAML").trim();
-    for prefix in ["error: "] {
+    {
+        let prefix = "error: ";
         msg = msg.strip_prefix(prefix).unwrap_or(msg);
     }
     if let Some(rest) = msg.strip_prefix("line ") {

@@ -128,10 +128,10 @@ pub fn validate(file: &Path, mut raw: RawInventory) -> Result<Topology, Inventor
         .as_ref()
         .map(|p| p.value)
         .unwrap_or(DEFAULT_API_PORT);
-    if let Some(p) = &pt.port {
-        if p.value == 0 {
-            return Err(cx.err(&p.referenced, "patroni.port", "must be between 1 and 65535"));
-        }
+    if let Some(p) = &pt.port
+        && p.value == 0
+    {
+        return Err(cx.err(&p.referenced, "patroni.port", "must be between 1 and 65535"));
     }
     let scheme = match pt.scheme {
         None => "http".to_owned(),

@@ -120,16 +120,15 @@ pub fn plan_add_worker(
                 }
                 None => {}
             }
-            if *role == "primary" {
-                if let Some(p) = rows
+            if *role == "primary"
+                && let Some(p) = rows
                     .iter()
                     .find(|r| r.groupid == g.group_id && r.is_primary())
-                {
-                    return Err(format!(
-                        "{db}: group {} already has primary row {} at {}:{}; `citusctl resync` repoints it",
-                        g.group_id, p.nodeid, p.nodename, p.nodeport
-                    ));
-                }
+            {
+                return Err(format!(
+                    "{db}: group {} already has primary row {} at {}:{}; `citusctl resync` repoints it",
+                    g.group_id, p.nodeid, p.nodename, p.nodeport
+                ));
             }
             dbp.changes
                 .push(change(g, None, role, ep, "add", why.clone(), g.group_id));
@@ -211,20 +210,7 @@ mod tests {
         }
     }
 
-    fn row(nodeid: i32, groupid: i32, host: &str, role: &str) -> DistNode {
-        DistNode {
-            nodeid,
-            groupid,
-            nodename: host.into(),
-            nodeport: 5432,
-            noderole: role.into(),
-            nodecluster: "default".into(),
-            isactive: true,
-            hasmetadata: true,
-            metadatasynced: true,
-            shouldhaveshards: true,
-        }
-    }
+    use crate::citus::test_row as row;
 
     fn wk2_vip() -> Group {
         let mut g = group("wk2", 2, &[("pg5", "10.0.0.5"), ("pg6", "10.0.0.6")]);

@@ -53,6 +53,21 @@ pub struct Change {
     pub reason: String,
 }
 
+impl Change {
+    /// One line for summaries: `postgres primary row 2 10.0.0.3:5432 -> 10.0.0.4:5432`.
+    pub fn describe(&self, db: &str) -> String {
+        format!(
+            "{db} {} row {} {} -> {}",
+            self.noderole,
+            self.nodeid
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "(new)".into()),
+            self.now.as_deref().unwrap_or("-"),
+            self.wanted
+        )
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct DatabasePlan {
     pub database: String,
@@ -107,13 +122,14 @@ pub fn plan_metadata(
         if !only.is_empty() && !only.contains(&g.scope) {
             continue;
         }
-        if g.vip.is_none() && !plan.refused.iter().any(|r| r.scope == g.scope) {
-            if let Err(why) = view.single_leader() {
-                plan.refused.push(Refusal {
-                    scope: g.scope.clone(),
-                    reason: why,
-                });
-            }
+        if g.vip.is_none()
+            && !plan.refused.iter().any(|r| r.scope == g.scope)
+            && let Err(why) = view.single_leader()
+        {
+            plan.refused.push(Refusal {
+                scope: g.scope.clone(),
+                reason: why,
+            });
         }
     }
     for (db, rows) in tables {
@@ -407,13 +423,12 @@ fn order_updates(
         if let Some(holder) = rows
             .iter()
             .find(|r| r.nodeid != *id && r.endpoint().as_ref() == Some(to))
+            && !moving.contains(&holder.nodeid)
         {
-            if !moving.contains(&holder.nodeid) {
-                return Err(format!(
-                    "{to} is already registered as row {} (group {}, {}): Citus allows one row per address",
-                    holder.nodeid, holder.groupid, holder.noderole
-                ));
-            }
+            return Err(format!(
+                "{to} is already registered as row {} (group {}, {}): Citus allows one row per address",
+                holder.nodeid, holder.groupid, holder.noderole
+            ));
         }
     }
     // Emit an update as soon as its target is free; break a cycle (a swap) by moving one row
@@ -460,20 +475,7 @@ mod tests {
     use crate::topology::{GroupKind, PatroniSettings, PostgresSettings, Vips};
     use std::time::Duration;
 
-    fn row(nodeid: i32, groupid: i32, host: &str, role: &str) -> DistNode {
-        DistNode {
-            nodeid,
-            groupid,
-            nodename: host.into(),
-            nodeport: 5432,
-            noderole: role.into(),
-            nodecluster: "default".into(),
-            isactive: true,
-            hasmetadata: true,
-            metadatasynced: true,
-            shouldhaveshards: groupid != 0,
-        }
-    }
+    use crate::citus::test_row as row;
 
     fn topo(groups: Vec<Group>) -> Topology {
         Topology {

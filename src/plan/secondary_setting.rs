@@ -78,18 +78,7 @@ mod tests {
     use crate::health::tests::{doc, group, probe};
 
     fn row(nodeid: i32, groupid: i32, role: &str) -> DistNode {
-        DistNode {
-            nodeid,
-            groupid,
-            nodename: format!("10.0.{groupid}.{nodeid}"),
-            nodeport: 5432,
-            noderole: role.into(),
-            nodecluster: "default".into(),
-            isactive: true,
-            hasmetadata: true,
-            metadatasynced: true,
-            shouldhaveshards: groupid != 0,
-        }
+        crate::citus::test_row(nodeid, groupid, &format!("10.0.{groupid}.{nodeid}"), role)
     }
 
     fn cn() -> GroupView {
