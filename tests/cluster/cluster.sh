@@ -800,10 +800,25 @@ cmd_switchover() {
     else
         body="{\"leader\": \"$leader\"}"
     fi
-    code=$(curl -s -m 40 -o "$DIR/switchover.out" -w '%{http_code}' -u "patroni:$PATRONI_PASSWORD" \
-        -H 'Content-Type: application/json' -d "$body" "http://$(member_addr "$leader"):8008/switchover" || true)
-    echo "POST /switchover $body -> HTTP $code: $(cat "$DIR/switchover.out" 2>/dev/null)"
-    case $code in 200 | 503) ;; *) die "switchover refused" ;; esac
+    # Patroni may answer 503 "Switchover failed" when a member that just rejoined is not yet
+    # a usable candidate in its eyes: ask again (up to 3 times) while the leader has not changed.
+    local attempt
+    for attempt in 1 2 3; do
+        code=$(curl -s -m 40 -o "$DIR/switchover.out" -w '%{http_code}' -u "patroni:$PATRONI_PASSWORD" \
+            -H 'Content-Type: application/json' -d "$body" "http://$(member_addr "$leader"):8008/switchover" || true)
+        echo "POST /switchover $body -> HTTP $code: $(cat "$DIR/switchover.out" 2>/dev/null)"
+        case $code in 200 | 503) ;; *) die "switchover refused" ;; esac
+        deadline=$(($(date +%s) + 10))
+        while :; do
+            new=$(scope_leader "$scope")
+            [ -n "$new" ] && [ "$new" != "$leader" ] && break 2
+            [ "$(date +%s)" -lt "$deadline" ] || break
+            sleep 0.2
+        done
+        [ "$code" = 503 ] || break
+        log "leader of $scope unchanged after HTTP 503: asking again ($attempt/3)"
+        sleep 2
+    done
     deadline=$(($(date +%s) + ${TIMEOUT:-60}))
     while :; do
         new=$(scope_leader "$scope")
