@@ -319,7 +319,9 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
             r = &mut post, if post_result.is_none() => {
                 match r {
                     Ok((200, text)) => { progress.say(&format!("Patroni: {text}")); post_result = Some((200, text)); }
-                    Ok((503, text)) => { progress.say(&format!("Patroni: {text} (503): watching the cluster to decide")); post_result = Some((503, text)); }
+                    // "Switchover status unknown": decide from what is true. Anything else with
+                    // 503 ("Switchover failed", "failed to write failover key") is a no.
+                    Ok((503, text)) if text.contains("unknown") => { progress.say(&format!("Patroni: {text} (503): watching the cluster to decide")); post_result = Some((503, text)); }
                     Ok((status, text)) => {
                         rollback_all(paused).await;
                         report.outcome = "refused".into();
