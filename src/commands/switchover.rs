@@ -1,5 +1,6 @@
-//! `citusctl switchover SCOPE`: a Patroni switchover of one group that Citus clients do not
-//! notice (writes through the coordinator wait instead of failing).
+//! `citusctl switchover SCOPE`: a Patroni switchover of one group in which writes through the
+//! coordinator wait instead of failing. Reads of the group are not held (Citus takes no lock for
+//! a SELECT): they fail while the old leader is down, as with any switchover.
 //!
 //! Worker group: on the coordinator leader, in one transaction per database, pause the group
 //! (`citus_pause_node_within_txn`, or renaming its primary row to `host-demoted` on Citus
@@ -428,7 +429,8 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
         report.error = Some(e);
     }
     if post_result.is_none() {
-        if let Ok((_, text)) = tokio::time::timeout(Duration::from_secs(20), &mut post)
+        // Patroni answers once its own poll sees the new leader: do not hold the exit for its words.
+        if let Ok((_, text)) = tokio::time::timeout(Duration::from_secs(2), &mut post)
             .await
             .unwrap_or(Ok((0, String::new())))
             && !text.is_empty()
@@ -561,7 +563,8 @@ pub(super) async fn rollback_all(paused: Vec<(String, tokio_postgres::Client)>) 
 }
 
 /// Poll until the candidate answers `pg_is_in_recovery() = false` (and, in VIP mode, the RW VIP
-/// lands on a writable server).
+/// lands on a writable server). Every 10 ms on a kept connection (a promotion keeps sessions),
+/// so the pause ends as soon as it can.
 pub(super) async fn wait_writable(
     pg: &PgParams,
     db: &str,
@@ -570,18 +573,33 @@ pub(super) async fn wait_writable(
 ) {
     let mut quick = pg.clone();
     quick.connect_timeout = Duration::from_millis(500);
+    let mut conn: Option<tokio_postgres::Client> = None;
     loop {
-        let ok = match landing(&quick, candidate, db).await {
-            Ok(l) if !l.in_recovery => match &rw_vip {
+        if conn.as_ref().is_none_or(|c| c.is_closed()) {
+            conn = pg::connect(&quick, candidate, db).await.ok();
+        }
+        let writable = match &conn {
+            Some(c) => match c
+                .query_one("SELECT pg_catalog.pg_is_in_recovery()", &[])
+                .await
+            {
+                Ok(row) => !row.get::<_, bool>(0),
+                Err(_) => {
+                    conn = None;
+                    false
+                }
+            },
+            None => false,
+        };
+        let ok = writable
+            && match &rw_vip {
                 None => true,
                 Some(v) => matches!(landing(&quick, v, db).await, Ok(l) if !l.in_recovery),
-            },
-            _ => false,
-        };
+            };
         if ok {
             return;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(if conn.is_some() { 10 } else { 50 })).await;
     }
 }
 
