@@ -800,23 +800,27 @@ cmd_switchover() {
     else
         body="{\"leader\": \"$leader\"}"
     fi
-    # Patroni may answer 503 "Switchover failed" when a member that just rejoined is not yet
-    # a usable candidate in its eyes: ask again (up to 3 times) while the leader has not changed.
+    # Patroni may answer 503 "Switchover failed" or 412 "no good candidates" when a member that
+    # just rejoined is not yet a usable candidate in its eyes (seen with 3.0.2): ask again (up to
+    # 10 times, 2 s apart) while the leader has not changed.
     local attempt
-    for attempt in 1 2 3; do
+    for attempt in 1 2 3 4 5 6 7 8 9 10; do
         code=$(curl -s -m 40 -o "$DIR/switchover.out" -w '%{http_code}' -u "patroni:$PATRONI_PASSWORD" \
             -H 'Content-Type: application/json' -d "$body" "http://$(member_addr "$leader"):8008/switchover" || true)
         echo "POST /switchover $body -> HTTP $code: $(cat "$DIR/switchover.out" 2>/dev/null)"
-        case $code in 200 | 503) ;; *) die "switchover refused" ;; esac
+        case $code in 200 | 503 | 412) ;; *) die "switchover refused" ;; esac
+        if [ "$code" = 412 ] && ! grep -q 'no good candidates' "$DIR/switchover.out"; then die "switchover refused"; fi
         deadline=$(($(date +%s) + 10))
+        [ "$code" = 412 ] && deadline=$(date +%s)
         while :; do
             new=$(scope_leader "$scope")
             [ -n "$new" ] && [ "$new" != "$leader" ] && break 2
             [ "$(date +%s)" -lt "$deadline" ] || break
             sleep 0.2
         done
-        [ "$code" = 503 ] || break
-        log "leader of $scope unchanged after HTTP 503: asking again ($attempt/3)"
+        [ "$code" = 503 ] || [ "$code" = 412 ] || break
+        [ "$attempt" -lt 10 ] || die "switchover refused: $(cat "$DIR/switchover.out")"
+        log "leader of $scope unchanged after HTTP $code: asking again ($attempt/10)"
         sleep 2
     done
     deadline=$(($(date +%s) + ${TIMEOUT:-60}))
