@@ -397,7 +397,9 @@ start_patroni() { # MEMBER
         kill -QUIT "$pid" 2>/dev/null || true
         wait_gone 10 "$pid" postgres || kill -KILL "$pid" 2>/dev/null || true
     fi
-    (cd "$DIR/$m" && exec setsid setpriv --reuid=postgres --regid=postgres --init-groups -- \
+    # HOME is the member's own directory: libpq inside the server (Citus, dblink) looks for
+    # ~/.postgresql/postgresql.crt there, and root's home is not readable by postgres.
+    (cd "$DIR/$m" && HOME="$DIR/$m" USER=postgres LOGNAME=postgres exec setsid setpriv --reuid=postgres --regid=postgres --init-groups -- \
         "$PATRONI" "$DIR/$m/patroni.yml" >>"$DIR/$m/patroni.log" 2>&1 </dev/null) &
     echo $! >"$DIR/pids/$m.pid"
 }
