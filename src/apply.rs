@@ -2,6 +2,8 @@
 //!
 //! Every value is a bind parameter; nothing from the inventory or Patroni is spliced into SQL.
 
+use std::time::Duration;
+
 use crate::pg::{self, PgError, PgParams};
 use crate::plan::{DatabasePlan, Step};
 use crate::topology::Endpoint;
@@ -26,6 +28,13 @@ pub async fn apply_database(
         return Ok(());
     }
     let mut client = pg::connect(params, coordinator, &plan.database).await?;
+    if plan
+        .steps
+        .iter()
+        .any(|s| !matches!(s, Step::UpdateNode { .. }))
+    {
+        wait_metadata_synced(&client, Duration::from_secs(30)).await?;
+    }
     let tx = client
         .transaction()
         .await
@@ -86,6 +95,40 @@ pub async fn apply_database(
     }
     tx.commit().await.map_err(|e| PgError::from_query(&e))?;
     Ok(())
+}
+
+/// Citus refuses to add, remove or activate nodes while a metadata worker is out of sync; its
+/// maintenance daemon resyncs within a second or two of a change. Wait for it (bounded).
+async fn wait_metadata_synced(
+    client: &tokio_postgres::Client,
+    limit: Duration,
+) -> Result<(), PgError> {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let rows = client
+            .query(
+                "SELECT nodename || ':' || nodeport FROM pg_catalog.pg_dist_node \
+                  WHERE hasmetadata AND NOT coalesce(metadatasynced, false) AND isactive AND groupid <> 0",
+                &[],
+            )
+            .await
+            .map_err(|e| PgError::from_query(&e))?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            let nodes: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+            return Err(PgError::Query {
+                code: None,
+                message: format!(
+                    "Citus metadata is still out of sync on {} after {:?}",
+                    nodes.join(", "),
+                    limit
+                ),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 impl Step {

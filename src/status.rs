@@ -109,6 +109,17 @@ pub fn build(topo: &Topology, probe: &ClusterProbe, scopes: &[String]) -> Status
         for (db, nodes) in &tables {
             let rows: Vec<&DistNode> = nodes.iter().filter(|n| n.groupid == g.group_id).collect();
             checks.extend(check_group(db, g, view, &rows));
+            // Citus refuses DDL and node changes while a metadata worker is out of sync; its
+            // maintenance daemon resyncs in the background (usually within a second or two).
+            for r in rows
+                .iter()
+                .filter(|r| r.hasmetadata && !r.metadatasynced && r.isactive)
+            {
+                problems.push(format!(
+                    "pg_dist_node row {} ({}:{}, {db}): Citus metadata not synced to it yet",
+                    r.nodeid, r.nodename, r.nodeport
+                ));
+            }
         }
         for c in checks.iter().filter(|c| c.verdict != Verdict::Ok) {
             problems.push(row_problem(c));

@@ -159,9 +159,11 @@ pub fn plan_metadata(
             );
         }
         match order_updates(rows, &updates) {
-            Ok(mut steps) => {
-                steps.extend(tail);
-                dbp.steps = steps;
+            Ok(steps) => {
+                // Adds first: Citus refuses citus_add_node while a metadata worker is out of
+                // sync, and every citus_update_node marks them so until the transaction ends.
+                dbp.steps = tail;
+                dbp.steps.extend(steps);
             }
             Err(why) => {
                 plan.refused.push(Refusal {
@@ -645,13 +647,13 @@ mod tests {
         assert_eq!(
             steps(&p),
             vec![
-                upd(2, "10.0.1.1"),
                 Step::AddNode {
                     host: "10.0.1.2".into(),
                     port: 5432,
                     groupid: 1,
                     noderole: "secondary".into()
-                }
+                },
+                upd(2, "10.0.1.1")
             ]
         );
     }
