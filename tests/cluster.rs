@@ -1120,3 +1120,60 @@ fn reload_pause_resume_and_restart_across_groups() {
         "a restart is not a switchover"
     );
 }
+
+#[test]
+fn add_worker_in_direct_mode_registers_the_leader_and_is_idempotent() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = cluster();
+    let v = c.wait_ok();
+    let cn_leader = c.leader_of(&v, "cn");
+    let leader = c.leader_of(&v, "wk2");
+    let replica = other_member(&v, "wk2", &leader);
+    // Registered already: nothing to do, exit 0.
+    let r = run(c.citusctl().args(["add-worker", "wk2", "--yes"]));
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("already registered"), "{}", r.stderr);
+    assert_eq!(
+        run(c.citusctl().args(["add-worker", "cn", "--yes"])).code,
+        2,
+        "the coordinator is not a worker"
+    );
+    if c.env.get("CITUSCTL_CITUS").map(String::as_str) == Some("real") {
+        return; // a never-registered group can only be made by hand on the stand-in
+    }
+    c.sql(&cn_leader, "DELETE FROM pg_dist_node WHERE groupid = 2");
+    let r = run(c.citusctl().args([
+        "add-worker",
+        "wk2",
+        "--with-secondaries",
+        "--dry-run",
+        "-f",
+        "json",
+    ]));
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        c.sql(
+            &cn_leader,
+            "SELECT count(*) FROM pg_dist_node WHERE groupid = 2"
+        ),
+        "0"
+    );
+    let r = run(c
+        .citusctl()
+        .args(["add-worker", "wk2", "--with-secondaries", "--yes"]));
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        c.sql(&cn_leader, "SELECT string_agg(nodename || ':' || noderole, ' ' ORDER BY noderole) FROM pg_dist_node WHERE groupid = 2"),
+        format!("{}:primary {}:secondary", c.addr(&leader), c.addr(&replica))
+    );
+    let (code, v) = c.list_json(&[]);
+    assert_eq!(group(&v, "wk2")["verdict"], "ok", "{v}");
+    let _ = code;
+    c.sql(
+        &cn_leader,
+        &format!("SELECT citus_remove_node('{}', 5432)", c.addr(&replica)),
+    );
+    let r = run(c.citusctl().args(["resync", "--yes"]));
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    c.wait_ok();
+}
