@@ -36,7 +36,6 @@ impl Context {
     }
 
     /// A client for unsafe calls: the password must resolve.
-    #[allow(dead_code)]
     pub fn patroni_writer(&self) -> anyhow::Result<PatroniClient> {
         let password = match &self.topo.patroni.password {
             Some(s) => Some(s.resolve().context("Patroni REST API password")?),

@@ -11,13 +11,13 @@
 
 use anyhow::bail;
 
-use super::resync::{ResyncReport, confirm, observe_parts};
+use super::resync::{MetadataReport, confirm, observe_parts};
 use crate::apply::{UpdateOptions, apply_database};
 use crate::context::Context;
 use crate::exit::Exit;
 use crate::member_sql::landing;
 use crate::output::{self, Format};
-use crate::plan::{AddWorkerFacts, MetadataPlan, Refusal, plan_add_worker};
+use crate::plan::{AddWorkerFacts, Refusal, plan_add_worker};
 use crate::topology::GroupKind;
 
 /// Register a worker group in pg_dist_node (RW VIP as primary, RO VIP as secondary, or the
@@ -54,16 +54,8 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
     }
     let client = ctx.patroni_reader()?;
     let pg = ctx.pg_params()?;
-    let mut report = ResyncReport {
-        format_version: crate::status::FORMAT_VERSION,
-        cluster: ctx.topo.name.clone(),
-        coordinator: None,
-        plan: MetadataPlan::default(),
-        outcome: String::new(),
-        verified: None,
-        error: None,
-    };
-    let refuse = |mut report: ResyncReport, exit: Exit, why: String| -> anyhow::Result<Exit> {
+    let mut report = MetadataReport::new(&ctx.topo.name);
+    let refuse = |mut report: MetadataReport, exit: Exit, why: String| -> anyhow::Result<Exit> {
         report.outcome = "refused".into();
         report.plan.refused.push(Refusal {
             scope: args.scope.clone(),

@@ -80,7 +80,7 @@ pub struct Args {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct ResyncReport {
+pub struct MetadataReport {
     pub format_version: u32,
     pub cluster: String,
     /// The coordinator member whose pg_dist_node was planned against.
@@ -91,6 +91,20 @@ pub struct ResyncReport {
     /// After applying: pg_dist_node read back agrees with the plan's goal.
     pub verified: Option<bool>,
     pub error: Option<String>,
+}
+
+impl MetadataReport {
+    pub fn new(cluster: &str) -> Self {
+        MetadataReport {
+            format_version: crate::status::FORMAT_VERSION,
+            cluster: cluster.to_owned(),
+            coordinator: None,
+            plan: MetadataPlan::default(),
+            outcome: String::new(),
+            verified: None,
+            error: None,
+        }
+    }
 }
 
 /// Why nothing can be planned at all.
@@ -128,15 +142,7 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
         .await;
     }
 
-    let mut report = ResyncReport {
-        format_version: crate::status::FORMAT_VERSION,
-        cluster: ctx.topo.name.clone(),
-        coordinator: None,
-        plan: MetadataPlan::default(),
-        outcome: String::new(),
-        verified: None,
-        error: None,
-    };
+    let mut report = MetadataReport::new(&ctx.topo.name);
     let observed = match observe_for_write(&ctx.topo, &client, &pg).await {
         Ok(o) => o,
         Err(b) => {
@@ -465,7 +471,7 @@ pub(super) async fn confirm(question: &str) -> anyhow::Result<bool> {
     Ok(answer == Some(true))
 }
 
-impl Render for ResyncReport {
+impl Render for MetadataReport {
     fn pretty(&self) -> String {
         let mut out = String::new();
         let changes: Vec<_> = self
