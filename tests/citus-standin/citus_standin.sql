@@ -49,8 +49,10 @@
 -- registered at start holds shards and cannot be removed, while a group added later is empty and removable.
 --
 -- NOT reproduced (known differences):
---   * no metadata on workers, no metadatasynced=false window after changes, so never "... is a metadata node, but is
---     out of sync"; citus_update_node does not mark workers out of sync;
+--   * no metadata on workers. The out-of-sync window IS emulated: a real citus_update_node marks the metadata
+--     workers metadatasynced = false, add/remove/activate then fail with "... is a metadata node, but is out of
+--     sync" (55000), and citus_standin.sync_metadata(), called every 0.5 s by the harness (cluster.sh's syncer,
+--     standing in for Citus's maintenance daemon), marks them synced again;
 --   * citus.metadata_sync_mode = 'nontransactional' refusals; "operation is not allowed on this node" on workers
 --     (the stand-in exists on the coordinator group only); citus_check_cluster_node_health();
 --   * GUCs: without the Citus library, citus.* are plain placeholder GUCs: `ALTER SYSTEM SET
@@ -334,6 +336,40 @@ AS $$
        AND EXISTS (SELECT 1 FROM pg_dist_node WHERE noderole = 'primary' AND isactive)
 $$;
 
+CREATE OR REPLACE FUNCTION citus_standin.error_if_any_metadata_node_out_of_sync() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n pg_dist_node;
+BEGIN
+    SELECT * INTO n FROM pg_dist_node d
+     WHERE d.hasmetadata AND NOT coalesce(d.metadatasynced, false) AND d.isactive AND d.groupid <> 0
+       AND d.noderole = 'primary'
+     ORDER BY d.nodeid LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION '%:% is a metadata node, but is out of sync', n.nodename, n.nodeport
+            USING ERRCODE = '55000', HINT = 'If the node is up, wait until metadata gets synced to it and try again.';
+    END IF;
+END
+$$;
+
+-- The maintenance daemon's metadata sync, as far as the stand-in can have one (called by the harness).
+CREATE OR REPLACE FUNCTION citus_standin.sync_metadata() RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k integer;
+BEGIN
+    IF pg_is_in_recovery() THEN
+        RETURN 0;
+    END IF;
+    UPDATE pg_dist_node d SET metadatasynced = true
+     WHERE d.hasmetadata AND NOT coalesce(d.metadatasynced, false) AND d.isactive AND d.groupid <> 0;
+    GET DIAGNOSTICS k = ROW_COUNT;
+    RETURN k;
+END
+$$;
+
 CREATE OR REPLACE FUNCTION pg_catalog.citus_add_node(nodename text, nodeport integer,
                                                      groupid integer DEFAULT '-1'::integer,
                                                      noderole pg_catalog.noderole DEFAULT 'primary'::pg_catalog.noderole,
@@ -356,6 +392,7 @@ BEGIN
     END IF;
 
     PERFORM citus_standin.lock_pg_dist_node();
+    PERFORM citus_standin.error_if_any_metadata_node_out_of_sync();
     SELECT n.nodeid INTO v_nodeid FROM pg_dist_node n WHERE n.nodename = $1 AND n.nodeport = $2;
     IF FOUND THEN
         RETURN v_nodeid;
@@ -471,6 +508,9 @@ BEGIN
         PERFORM citus_standin.lock_group(node.groupid, force, lock_cooldown);
     END IF;
     UPDATE pg_dist_node n SET nodename = new_node_name, nodeport = new_node_port WHERE n.nodeid = node_id;
+    -- As Citus: every metadata worker must be told; until the maintenance daemon did, they are out of sync.
+    UPDATE pg_dist_node n SET metadatasynced = false
+     WHERE n.hasmetadata AND n.groupid <> 0 AND n.noderole = 'primary' AND n.isactive;
 END
 $$;
 
@@ -505,6 +545,7 @@ BEGIN
     IF NOT FOUND THEN
         PERFORM citus_standin.node_does_not_exist($1, $2);
     END IF;
+    PERFORM citus_standin.error_if_any_metadata_node_out_of_sync();
     IF node.noderole = 'primary' THEN
         PERFORM citus_standin.error_if_group_has_placements(node.groupid, $1, $2);
     END IF;
@@ -562,6 +603,7 @@ BEGIN
     IF node.noderole <> 'primary' THEN
         RETURN node.nodeid;     -- Citus: silent no-op on secondaries
     END IF;
+    PERFORM citus_standin.error_if_any_metadata_node_out_of_sync();
     IF node.groupid <> 0 THEN
         PERFORM citus_standin.check_new_primary(node.nodeid, $1, $2);
     END IF;

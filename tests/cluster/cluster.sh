@@ -413,6 +413,22 @@ wait_member_running() { # MEMBER TIMEOUT_S
     done
 }
 
+# The stand-in's metadata sync (Citus's maintenance daemon does this on real Citus).
+start_syncer() {
+    pid_alive "$(pidfile_pid "$DIR/pids/syncer.pid")" "standin_syncer.sh $DIR" && return 0
+    (CITUS_PGPASSWORD=$CITUS_PGPASSWORD exec setsid bash "$HERE/standin_syncer.sh" "$DIR" "$NET" >/dev/null 2>&1 </dev/null) &
+    echo $! >"$DIR/pids/syncer.pid"
+}
+stop_syncer() {
+    local pid
+    pid=$(pidfile_pid "$DIR/pids/syncer.pid")
+    if pid_alive "$pid" "standin_syncer.sh $DIR"; then
+        kill -TERM "$pid" 2>/dev/null || true
+        wait_gone 5 "$pid" "standin_syncer.sh" || kill -KILL "$pid" 2>/dev/null || true
+    fi
+    rm -f "$DIR/pids/syncer.pid"
+}
+
 setup_citus() { # real|standin
     local citus=$1 cn w1 w2 l
     cn=$(scope_leader cn); w1=$(scope_leader wk1); w2=$(scope_leader wk2)
@@ -423,6 +439,7 @@ setup_citus() { # real|standin
     if [ "$citus" = standin ]; then
         # idempotent: (re)creates what is missing and refreshes the functions
         member_psql "$cn" -q -f "$STANDIN_SQL" >/dev/null
+        start_syncer
     fi
     if [ "$(sql_value "$cn" "SELECT count(*) FROM pg_class WHERE oid = to_regclass('pg_catalog.pg_dist_node')")" = 1 ] &&
         [ "$(sql_value "$cn" 'SELECT count(*) FROM pg_catalog.pg_dist_node')" != 0 ]; then
@@ -735,6 +752,7 @@ cmd_stop() {
     local t0 m pid pids=()
     t0=$(now)
     [ -d "$DIR" ] || return 0
+    stop_syncer
     stop_haproxy
     for m in "${MEMBERS[@]}"; do
         pid=$(patroni_pid "$m")
