@@ -799,8 +799,20 @@ fn vip_mode_add_worker_checks_where_the_vips_land_and_resync_converts_rows() {
     }
     let r = run(c.citusctl_with(&vip).args(["resync", "--yes"]));
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    let (code, j) = vip_list();
-    assert_eq!(code, 0, "{j}");
+    // Every row is right at once; list is green once Citus has synced its metadata (~1 s).
+    let (_, j) = vip_list();
+    for scope in ["cn", "wk1", "wk2"] {
+        assert_eq!(group(&j, scope)["verdict"], "ok", "{j}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let j = loop {
+        let (code, j) = vip_list();
+        if code == 0 {
+            break j;
+        }
+        assert!(Instant::now() < deadline, "{j}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
     assert_eq!(group(&j, "wk1")["mode"], "vip");
     let r = run(c.citusctl_with(&vip).args(["add-worker", "wk1", "--yes"]));
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
