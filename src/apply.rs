@@ -61,40 +61,49 @@ pub async fn apply_database(
     .await
     .map_err(|e| PgError::from_query(&e))?;
     for step in &plan.steps {
-        let r = match step {
-            Step::UpdateNode { nodeid, host, port } => {
-                tx.execute(
-                    "SELECT pg_catalog.citus_update_node($1::int, $2::text, $3::int, $4::bool, $5::int)",
-                    &[nodeid, host, &i32::from(*port), &opts.force, &opts.lock_cooldown_ms],
-                )
-                .await
-            }
-            Step::AddNode { host, port, groupid, noderole } => {
-                tx.execute(
-                    "SELECT pg_catalog.citus_add_node($1::text, $2::int, $3::int, $4::text::noderole)",
-                    &[host, &i32::from(*port), groupid, noderole],
-                )
-                .await
-            }
-            Step::SetCoordinatorHost { host, port } => {
-                tx.execute("SELECT pg_catalog.citus_set_coordinator_host($1::text, $2::int)", &[host, &i32::from(*port)])
-                    .await
-            }
-            Step::ActivateNode { host, port } => {
-                tx.execute("SELECT pg_catalog.citus_activate_node($1::text, $2::int)", &[host, &i32::from(*port)])
-                    .await
-            }
-        };
-        r.map_err(|e| {
-            let pe = PgError::from_query(&e);
-            PgError::Query {
-                code: pe.sqlstate().map(str::to_owned),
-                message: format!("{}: {pe}", step.describe()),
-            }
-        })?;
+        run_step(&tx, step, &opts).await?;
     }
     tx.commit().await.map_err(|e| PgError::from_query(&e))?;
     Ok(())
+}
+
+/// Run one Citus call inside the caller's transaction (a plan's, or a switchover's pause).
+pub async fn run_step<C: tokio_postgres::GenericClient>(
+    c: &C,
+    step: &Step,
+    opts: &UpdateOptions,
+) -> Result<(), PgError> {
+    let r = match step {
+        Step::UpdateNode { nodeid, host, port } => {
+            c.execute(
+                "SELECT pg_catalog.citus_update_node($1::int, $2::text, $3::int, $4::bool, $5::int)",
+                &[nodeid, host, &i32::from(*port), &opts.force, &opts.lock_cooldown_ms],
+            )
+            .await
+        }
+        Step::AddNode { host, port, groupid, noderole } => {
+            c.execute(
+                "SELECT pg_catalog.citus_add_node($1::text, $2::int, $3::int, $4::text::noderole)",
+                &[host, &i32::from(*port), groupid, noderole],
+            )
+            .await
+        }
+        Step::SetCoordinatorHost { host, port } => {
+            c.execute("SELECT pg_catalog.citus_set_coordinator_host($1::text, $2::int)", &[host, &i32::from(*port)])
+                .await
+        }
+        Step::ActivateNode { host, port } => {
+            c.execute("SELECT pg_catalog.citus_activate_node($1::text, $2::int)", &[host, &i32::from(*port)])
+                .await
+        }
+    };
+    r.map(|_| ()).map_err(|e| {
+        let pe = PgError::from_query(&e);
+        PgError::Query {
+            code: pe.sqlstate().map(str::to_owned),
+            message: format!("{}: {pe}", step.describe()),
+        }
+    })
 }
 
 /// Citus refuses to add, remove or activate nodes while a metadata worker is out of sync; its

@@ -18,7 +18,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::resync::{observe_parts, plan_settings};
-use crate::apply::{UpdateOptions, apply_database, apply_setting};
+use crate::apply::{UpdateOptions, apply_database, apply_setting, run_step};
 use crate::context::Context;
 use crate::exit::Exit;
 use crate::health::GroupView;
@@ -381,10 +381,10 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
                     if let Err(e) = run_step(c, s, &opts).await {
                         rollback_all(paused).await;
                         report.outcome = "failed".into();
+                        // `e` names the Citus call already.
                         report.error = Some(format!(
-                            "{}: {}: {e}; rolled back: run `citusctl resync`",
-                            dbp.database,
-                            s.describe()
+                            "{}: {e}; rolled back: run `citusctl resync`",
+                            dbp.database
                         ));
                         return finish(report, Exit::No, args.format);
                     }
@@ -535,25 +535,6 @@ pub(super) async fn pause(
             .map_err(q)?;
     }
     Ok(c)
-}
-
-async fn run_step(
-    c: &tokio_postgres::Client,
-    s: &Step,
-    opts: &UpdateOptions,
-) -> Result<(), PgError> {
-    let r = match s {
-        Step::UpdateNode { nodeid, host, port } => c
-            .execute(
-                "SELECT pg_catalog.citus_update_node($1::int, $2::text, $3::int, $4::bool, $5::int)",
-                &[nodeid, host, &i32::from(*port), &opts.force, &opts.lock_cooldown_ms],
-            )
-            .await,
-        other => {
-            return Err(PgError::Query { code: None, message: format!("unexpected step during a switchover: {}", other.describe()) });
-        }
-    };
-    r.map(|_| ()).map_err(|e| PgError::from_query(&e))
 }
 
 pub(super) async fn rollback_all(paused: Vec<(String, tokio_postgres::Client)>) {
