@@ -559,13 +559,21 @@ _citusctl() {
             return 0
             ;;
         citusctl__subcmd__restart)
-            opts="-y -f -i -v -h -V --all --pending --no-pause --pause-timeout --yes --format --inventory --verbose --help --version"
+            opts="-y -f -i -v -h -V --all --pending --no-pause --pause-timeout --pause-wait --terminate-after --yes --format --inventory --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --pause-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pause-wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --terminate-after)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -665,7 +673,7 @@ _citusctl() {
             return 0
             ;;
         citusctl__subcmd__switchover)
-            opts="-y -f -i -v -h -V --candidate --scheduled --yes --force --dry-run --max-lag --pause-timeout --lock-cooldown --no-pause --format --inventory --verbose --help --version"
+            opts="-y -f -i -v -h -V --candidate --scheduled --yes --force --dry-run --max-lag --pause-timeout --pause-wait --terminate-after --no-pause --format --inventory --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -687,7 +695,11 @@ _citusctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --lock-cooldown)
+                --pause-wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --terminate-after)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -83,7 +83,8 @@ complete -c citusctl -n "__fish_citusctl_using_subcommand switchover" -l candida
 complete -c citusctl -n "__fish_citusctl_using_subcommand switchover" -l scheduled -d 'Hand a scheduled switchover to Patroni (ISO 8601 with time zone). Patroni runs it by itself, without the Citus pause: `citusctl resync --watch` should be running then' -r
 complete -c citusctl -n "__fish_citusctl_using_subcommand switchover" -l max-lag -d 'Largest replication lag (bytes) a candidate may have' -r
 complete -c citusctl -n "__fish_citusctl_using_subcommand switchover" -l pause-timeout -d 'Longest the group may stay paused; past it the pause is rolled back' -r
-complete -c citusctl -n "__fish_citusctl_using_subcommand switchover" -l lock-cooldown -d 'How long running transactions on the group may take to finish before the pause cancels them (Citus `force => true, lock_cooldown`), so a long writer cannot hold it hostage' -r
+complete -c citusctl -n "__fish_citusctl_using_subcommand switchover" -l pause-wait -d 'How long to keep trying to get the pause: each try waits at most 200 ms (under the server\'s deadlock_timeout) for the transactions in the way, then lets go and tries again, so that clients never wait long behind it. Past this, nothing changed: exit 4, and the sessions in the way are named' -r
+complete -c citusctl -n "__fish_citusctl_using_subcommand switchover" -l terminate-after -d 'Instead of giving up, let Citus terminate the sessions in the pause\'s way once they have had this long to finish (Citus `force => true, lock_cooldown`). They are named' -r
 complete -c citusctl -n "__fish_citusctl_using_subcommand switchover" -s f -l format -d 'Output format of the summary' -r -f -a "pretty\t'Tables for people'
 json\t'One JSON document (with `format_version`)'
 yaml\t'The same document as YAML'
@@ -107,7 +108,9 @@ complete -c citusctl -n "__fish_citusctl_using_subcommand failover" -s y -l yes 
 complete -c citusctl -n "__fish_citusctl_using_subcommand failover" -s v -l verbose -d 'More detail on stderr (-v: info, -vv: debug). Also: CITUSCTL_LOG=debug'
 complete -c citusctl -n "__fish_citusctl_using_subcommand failover" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c citusctl -n "__fish_citusctl_using_subcommand failover" -s V -l version -d 'Print version'
-complete -c citusctl -n "__fish_citusctl_using_subcommand restart" -l pause-timeout -d 'Longest a worker group may stay paused while its leader restarts' -r
+complete -c citusctl -n "__fish_citusctl_using_subcommand restart" -l pause-timeout -d 'Longest a worker group may stay paused while its leader restarts (Patroni\'s restart included); past it the pause is let go' -r
+complete -c citusctl -n "__fish_citusctl_using_subcommand restart" -l pause-wait -d 'How long to keep trying to get the pause (short tries that never make clients wait long); past it the leader is not restarted (exit 4) and the sessions in the way are named' -r
+complete -c citusctl -n "__fish_citusctl_using_subcommand restart" -l terminate-after -d 'Instead of giving up, let Citus terminate the sessions in the pause\'s way once they have had this long to finish. They are named' -r
 complete -c citusctl -n "__fish_citusctl_using_subcommand restart" -s f -l format -d 'Output format' -r -f -a "pretty\t'Tables for people'
 json\t'One JSON document (with `format_version`)'
 yaml\t'The same document as YAML'

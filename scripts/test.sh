@@ -3,6 +3,10 @@
 # the integration tests against a real local cluster, once per Patroni flavour.
 #   scripts/test.sh                 # everything
 #   FLAVORS=patroni4 scripts/test.sh
+#   RUNS="patroni4:11.3" scripts/test.sh
+# Each run is FLAVOR:CITUS. On the stand-in, CITUS 11.3 models Citus before 12.1 (no
+# citus_pause_node_within_txn: the pause renames the row), so the pause's rename path is tested
+# too; with real Citus installed, the installed version decides and the 11.3 run is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,11 +14,19 @@ bash tests/cluster/install.sh
 cargo build --locked --all-targets --features cluster-tests
 cargo test --locked
 
-for flavor in ${FLAVORS:-patroni3 patroni4}; do
+if [ -n "${FLAVORS:-}" ]; then
+    RUNS=$(for f in $FLAVORS; do printf '%s:13 ' "$f"; done)
+fi
+for run in ${RUNS:-patroni3:13 patroni4:13 patroni4:11.3}; do
+    flavor=${run%%:*} citus=${run#*:}
+    if [ "$citus" != 13 ] && [ -f /usr/share/postgresql/15/extension/citus.control ]; then
+        echo "== $flavor with the Citus $citus stand-in: skipped, real Citus is installed"
+        continue
+    fi
     dir=$(mktemp -d "/tmp/citusctl-$flavor.XXXXXX")
-    echo "== integration tests on $flavor (cluster in $dir)"
+    echo "== integration tests on $flavor, Citus $citus (cluster in $dir)"
     trap 'bash tests/cluster/cluster.sh stop --dir "$dir" || true' EXIT
-    bash tests/cluster/cluster.sh start --flavor "$flavor" --dir "$dir"
+    bash tests/cluster/cluster.sh start --flavor "$flavor" --dir "$dir" --citus "$citus"
     CITUSCTL_TEST_DIR=$dir cargo test --locked --features cluster-tests --test cluster -- --test-threads=1
     bash tests/cluster/cluster.sh stop --dir "$dir"
     trap - EXIT

@@ -18,6 +18,13 @@ pub struct UpdateOptions {
     pub statement_timeout_ms: u64,
 }
 
+/// Tries of one database's transaction when it loses a lock race that leaves nothing changed.
+const APPLY_TRIES: u32 = 3;
+
+/// Run the plan's steps in one transaction; a deadlock, or Citus 11.3's "lock ... is already
+/// held" (raised by PostgreSQL's lock manager while concurrent writers' fast-path locks on
+/// `pg_dist_node` are transferred; the transaction rolls back, nothing changes), is tried again
+/// on a new session, at most [`APPLY_TRIES`] times.
 pub async fn apply_database(
     params: &PgParams,
     coordinator: &Endpoint,
@@ -27,6 +34,34 @@ pub async fn apply_database(
     if plan.steps.is_empty() {
         return Ok(());
     }
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match apply_once(params, coordinator, plan, opts).await {
+            Err(e) if tries < APPLY_TRIES && is_lost_race(&e) => {
+                tracing::info!("{}: {e}: trying again", plan.database);
+                tokio::time::sleep(Duration::from_millis(50 * u64::from(tries))).await;
+            }
+            r => return r,
+        }
+    }
+}
+
+/// A lock race that rolled the whole transaction back: deadlock victim, or 11.3's lock glitch.
+pub fn is_lost_race(e: &PgError) -> bool {
+    match e.sqlstate() {
+        Some("40P01") => true,
+        Some("XX000") => e.to_string().contains(" is already held"),
+        _ => false,
+    }
+}
+
+async fn apply_once(
+    params: &PgParams,
+    coordinator: &Endpoint,
+    plan: &DatabasePlan,
+    opts: UpdateOptions,
+) -> Result<(), PgError> {
     let mut client = pg::connect(params, coordinator, &plan.database).await?;
     if plan
         .steps

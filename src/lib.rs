@@ -17,6 +17,7 @@ pub mod member_sql;
 pub mod observe;
 pub mod output;
 pub mod patroni;
+pub mod pause;
 pub mod pg;
 pub mod plan;
 pub mod secret;

@@ -111,11 +111,25 @@ impl RowCheck {
 
 /// Judge the rows of one group in one database. `rows` holds only this group's rows.
 pub fn check_group(db: &str, group: &Group, view: &GroupView, rows: &[&DistNode]) -> Vec<RowCheck> {
-    match &group.vip {
+    let mut checks = match &group.vip {
         Some(vips) => check_vip_group(db, group, rows, &vips.rw, vips.ro.as_ref()),
         None => check_direct_group(db, group, view, rows),
+    };
+    for c in &mut checks {
+        if c.verdict == Verdict::Unexpected
+            && let Some(name) = &c.nodename
+            && name.ends_with(DEMOTED_SUFFIX)
+        {
+            c.note = format!(
+                "left by an interrupted pause: Citus before 12.1 pauses by renaming the row to {name}"
+            );
+        }
     }
+    checks
 }
+
+/// What the pause of Citus before 12.1 appends to a primary row's name inside its transaction.
+pub const DEMOTED_SUFFIX: &str = "-demoted";
 
 fn check_direct_group(
     db: &str,
@@ -346,6 +360,20 @@ mod tests {
         assert_eq!(
             verdicts(&check_group("postgres", &g, &v, &[&off])),
             vec![(Some(2), Verdict::Inactive)]
+        );
+    }
+
+    #[test]
+    fn a_demoted_row_is_named_for_the_pause_that_left_it() {
+        let (g, v) = wk1_led_by("pg3");
+        let r = row(2, 1, "10.0.0.3-demoted", "primary");
+        let checks = check_group("postgres", &g, &v, &[&r]);
+        assert_eq!(verdicts(&checks), vec![(Some(2), Verdict::Unexpected)]);
+        assert_eq!(checks[0].expected.as_deref(), Some("10.0.0.3:5432"));
+        assert!(
+            checks[0].note.starts_with("left by an interrupted pause"),
+            "{}",
+            checks[0].note
         );
     }
 

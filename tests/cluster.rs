@@ -1189,3 +1189,325 @@ fn add_worker_in_direct_mode_registers_the_leader_and_is_idempotent() {
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     c.wait_ok();
 }
+
+// ---------------------------------------------------------------------------------------------
+// The pause under load: pgbench's TPC-B through the coordinator, and a long transaction in the way.
+
+fn real_citus(c: &Cluster) -> bool {
+    c.env.get("CITUSCTL_CITUS").map(String::as_str) == Some("real")
+}
+
+/// The pause method this cluster's Citus calls for: before 12.1 there is no pause function.
+fn expected_pause_method(c: &Cluster) -> &'static str {
+    match c.env.get("CITUSCTL_CITUS_MODE").map(String::as_str) {
+        Some(m) if m.starts_with("11.") => "rename",
+        _ => "function",
+    }
+}
+
+/// Every column of every row, for "byte for byte the same".
+fn dist_rows_full(c: &Cluster, cn_leader: &str) -> String {
+    c.sql(
+        cn_leader,
+        "SELECT string_agg(n::text, ' ' ORDER BY nodeid) FROM pg_dist_node n",
+    )
+}
+
+const TPCB_TABLES: [(&str, &str); 4] = [
+    ("pgbench_accounts", "aid"),
+    ("pgbench_branches", "bid"),
+    ("pgbench_tellers", "tid"),
+    ("pgbench_history", "aid"),
+];
+
+/// pgbench's tables on the coordinator, distributed: by Citus, or registered with the stand-in
+/// (which keeps them local and models the shard locks a write takes, see `tpcb_script`).
+fn tpcb_setup(c: &Cluster, cn: &str) {
+    let registered = c.sql(
+        cn,
+        "SELECT count(DISTINCT logicalrelid) FROM pg_dist_shard WHERE logicalrelid::text LIKE 'pgbench_%'",
+    );
+    if registered == "4" {
+        return;
+    }
+    let out = Command::new("/usr/lib/postgresql/15/bin/pgbench")
+        .args([
+            "-i",
+            "-q",
+            "-s",
+            "2",
+            "-h",
+            &c.addr(cn),
+            "-U",
+            "postgres",
+            "postgres",
+        ])
+        .env("PGPASSWORD", &c.env["CITUS_PGPASSWORD"])
+        .env("PGSSLMODE", "prefer")
+        .output()
+        .expect("pgbench");
+    assert!(
+        out.status.success(),
+        "pgbench -i: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (t, col) in TPCB_TABLES {
+        if real_citus(c) {
+            c.sql(
+                cn,
+                &format!("SELECT create_distributed_table('{t}', '{col}')"),
+            );
+        } else {
+            c.sql(
+                cn,
+                &format!("SELECT citus_standin.create_distributed_table('{t}', 8)"),
+            );
+        }
+    }
+}
+
+/// TPC-B for the stand-in: pgbench's own script, each statement preceded by the shard lock a
+/// Citus write of that row takes (`citus_standin.write_shard`), held to the end of the
+/// transaction. Real Citus runs pgbench's built-in script.
+const TPCB_STANDIN_SCRIPT: &str = r"\set aid random(1, 100000 * :scale)
+\set bid random(1, 1 * :scale)
+\set tid random(1, 10 * :scale)
+\set delta random(-5000, 5000)
+BEGIN;
+SELECT citus_standin.write_shard('pgbench_accounts', :aid);
+UPDATE pgbench_accounts SET abalance = abalance + :delta WHERE aid = :aid;
+SELECT abalance FROM pgbench_accounts WHERE aid = :aid;
+SELECT citus_standin.write_shard('pgbench_tellers', :tid);
+UPDATE pgbench_tellers SET tbalance = tbalance + :delta WHERE tid = :tid;
+SELECT citus_standin.write_shard('pgbench_branches', :bid);
+UPDATE pgbench_branches SET bbalance = bbalance + :delta WHERE bid = :bid;
+SELECT citus_standin.write_shard('pgbench_history', :aid);
+INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (:tid, :bid, :aid, :delta, CURRENT_TIMESTAMP);
+END;
+";
+
+/// `pgbench -n -c 4 -j 2 -T secs` through the coordinator leader, started in the background.
+fn tpcb_start(c: &Cluster, cn: &str, secs: u32) -> std::process::Child {
+    let mut cmd = Command::new("/usr/lib/postgresql/15/bin/pgbench");
+    cmd.args(["-n", "-c", "4", "-j", "2", "-T", &secs.to_string()])
+        .args(["-h", &c.addr(cn), "-U", "postgres"])
+        .env("PGPASSWORD", &c.env["CITUS_PGPASSWORD"])
+        .env("PGSSLMODE", "prefer")
+        .env("PGAPPNAME", "citusctl-test-pgbench")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    if !real_citus(c) {
+        let script = c.dir.join("tpcb-standin.sql");
+        std::fs::write(&script, TPCB_STANDIN_SCRIPT).unwrap();
+        cmd.arg("-f").arg(script);
+    }
+    cmd.arg("postgres");
+    cmd.spawn().expect("pgbench")
+}
+
+/// pgbench's own account of the run: (transactions committed, failed, its whole output).
+fn tpcb_finish(child: std::process::Child) -> (u64, u64, String) {
+    let out = child.wait_with_output().expect("pgbench");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "pgbench failed:\n{text}");
+    assert!(
+        !text.contains("aborted"),
+        "a pgbench client aborted:\n{text}"
+    );
+    let number = |label: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(label))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.split('/').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no '{label}' in pgbench's output:\n{text}"))
+    };
+    (
+        number("number of transactions actually processed: "),
+        number("number of failed transactions: "),
+        text,
+    )
+}
+
+#[test]
+fn tpcb_load_loses_no_transaction_to_a_switchover_or_a_restart_of_its_group() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = cluster();
+    let v = c.wait_ok();
+    let cn = c.leader_of(&v, "cn");
+    tpcb_setup(&c, &cn);
+    for action in ["switchover", "restart"] {
+        let v = c.wait_ok();
+        let before = dist_rows_full(&c, &cn);
+        let old = c.leader_of(&v, "wk1");
+        c.sql(&cn, "TRUNCATE pgbench_history");
+        let load = tpcb_start(&c, &cn, 12);
+        std::thread::sleep(Duration::from_secs(3));
+        let r = run(c.citusctl().args([action, "wk1", "--yes", "-f", "json"]));
+        let (done, failed, text) = tpcb_finish(load);
+        assert_eq!(r.code, 0, "{action}:\n{}\n{}", r.stdout, r.stderr);
+        let rep: Value = serde_json::from_str(&r.stdout).unwrap();
+        let pause = if action == "switchover" {
+            rep["pause"].clone()
+        } else {
+            rep["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|x| x["member"] == old.as_str())
+                .map(|x| x["pause"].clone())
+                .unwrap()
+        };
+        assert_eq!(pause["method"], expected_pause_method(&c), "{rep}");
+        assert!(pause["terminated"].as_array().unwrap().is_empty(), "{rep}");
+        // Not one client transaction failed or was lost: every commit pgbench counted is there.
+        assert_eq!(
+            failed, 0,
+            "{action}: failed transactions:\n{text}\n{}",
+            r.stderr
+        );
+        assert!(done > 0, "{text}");
+        assert_eq!(
+            c.sql(&cn, "SELECT count(*) FROM pgbench_history"),
+            done.to_string(),
+            "{action}: acknowledged transactions missing:\n{text}"
+        );
+        if action == "restart" {
+            // A restart changes nothing in pg_dist_node, whatever the pause's method.
+            assert_eq!(dist_rows_full(&c, &cn), before, "{}", r.stderr);
+        }
+        c.wait_ok();
+    }
+}
+
+/// A transaction on one of wk1's shards, open for 30 s through the coordinator leader.
+fn long_writer(c: &Cluster, cn: &str) -> std::process::Child {
+    let write = if real_citus(c) {
+        let id = c.sql(
+            cn,
+            "SELECT g FROM generate_series(1, 1000) g WHERE (SELECT groupid FROM pg_dist_placement \
+              WHERE shardid = get_shard_id_for_distribution_column('citusctl_test_events', g)) = 1 LIMIT 1",
+        );
+        format!(
+            "INSERT INTO citusctl_test_events VALUES ({id}, 'long writer') ON CONFLICT (id) DO UPDATE SET note = 'long writer'"
+        )
+    } else {
+        // The shared lock of wk1's first shard, as a Citus write to that shard takes it.
+        "SELECT pg_advisory_xact_lock_shared(1129878612, (SELECT min(shardid) FROM pg_dist_placement WHERE groupid = 1)::int)".to_owned()
+    };
+    Command::new("bash")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/cluster/cluster.sh"
+        ))
+        .args(["psql", "--dir"])
+        .arg(&c.dir)
+        .args([cn, "-XAq", "-v", "ON_ERROR_STOP=1"])
+        .args([
+            "-c",
+            "BEGIN",
+            "-c",
+            &write,
+            "-c",
+            "SELECT pg_sleep(30)",
+            "-c",
+            "COMMIT",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("psql")
+}
+
+#[test]
+fn a_long_transaction_stops_the_pause_before_patroni_is_asked_unless_terminating_is_chosen() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = cluster();
+    let v = c.wait_ok();
+    let cn = c.leader_of(&v, "cn");
+    let old = c.leader_of(&v, "wk1");
+    let before = dist_rows_full(&c, &cn);
+    let mut writer = long_writer(&c, &cn);
+    let find_pid = || {
+        c.sql(
+            &cn,
+            "SELECT pid FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)' AND state = 'active'",
+        )
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let pid = loop {
+        let p = find_pid();
+        if !p.is_empty() {
+            break p.parse::<i64>().unwrap();
+        }
+        assert!(Instant::now() < deadline, "the long writer did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+
+    // By default: short tries for --pause-wait, then exit 4 with the session named, nothing changed.
+    let started = Instant::now();
+    let r = run(c.citusctl().args([
+        "switchover",
+        "wk1",
+        "--yes",
+        "--pause-wait",
+        "2s",
+        "-f",
+        "json",
+    ]));
+    let took = started.elapsed();
+    assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+    let rep: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(rep["outcome"], "refused");
+    let blockers = rep["pause"]["blockers"].as_array().unwrap();
+    assert!(
+        blockers.iter().any(|b| b["pid"].as_i64() == Some(pid)),
+        "pid {pid} not named: {rep}"
+    );
+    assert!(
+        rep["error"].as_str().unwrap().contains("nothing changed"),
+        "{rep}"
+    );
+    assert_eq!(dist_rows_full(&c, &cn), before);
+    let (_, v) = c.list_json(&[]);
+    assert_eq!(
+        c.leader_of(&v, "wk1"),
+        old,
+        "Patroni must not have been asked"
+    );
+    assert!(
+        writer.try_wait().unwrap().is_none(),
+        "the writer must live on"
+    );
+
+    // --terminate-after: Citus ends it after the grace period; the session is named as ended.
+    let r = run(c.citusctl().args([
+        "switchover",
+        "wk1",
+        "--yes",
+        "--terminate-after",
+        "1s",
+        "-f",
+        "json",
+    ]));
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let rep: Value = serde_json::from_str(&r.stdout).unwrap();
+    let ended = rep["pause"]["terminated"].as_array().unwrap();
+    assert!(
+        ended.iter().any(|b| b["pid"].as_i64() == Some(pid)),
+        "pid {pid} not named as terminated: {rep}"
+    );
+    let status = writer.wait().unwrap();
+    assert!(
+        !status.success(),
+        "the long writer should have been terminated"
+    );
+    let (_, v) = c.list_json(&[]);
+    assert_ne!(c.leader_of(&v, "wk1"), old);
+    c.wait_ok();
+}

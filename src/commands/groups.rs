@@ -88,6 +88,9 @@ pub struct ActionResult {
     pub http_status: Option<u16>,
     /// Patroni's words, or what went wrong.
     pub message: String,
+    /// The Citus pause this member's restart was held in (a worker leader).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pause: Option<crate::pause::PauseReport>,
 }
 
 impl ActionReport {
@@ -110,6 +113,18 @@ impl ActionReport {
             status: status.into(),
             http_status,
             message,
+            pause: None,
+        });
+    }
+    /// citusctl itself said no (the cluster's state made it unsafe): exit 4.
+    pub fn refuse(&mut self, scope: &str, member: &str, why: String) {
+        self.results.push(ActionResult {
+            scope: scope.into(),
+            member: member.into(),
+            status: "refused".into(),
+            http_status: None,
+            message: why,
+            pause: None,
         });
     }
     pub fn exit(&self) -> Exit {

@@ -1,18 +1,23 @@
 //! `citusctl restart SCOPE...|--all`: restart PostgreSQL through Patroni (`POST /restart`),
 //! group by group (workers first, the coordinator last), replicas before the leader. A worker
 //! leader is restarted inside a Citus pause held on the coordinator (as a switchover), so writes
-//! through the coordinator wait instead of failing; the pause is bounded by --pause-timeout.
+//! through the coordinator wait instead of failing. The pause is had with short tries for at
+//! most --pause-wait (when it cannot be had, the leader is not restarted: exit 4), held for at
+//! most --pause-timeout (Patroni's restart included), and always ended with ROLLBACK: a restart
+//! changes nothing in pg_dist_node, whatever the pause's method (before Citus 12.1 the pause
+//! renames the row, and a COMMIT would keep the rename).
 
 use std::time::Duration;
 
 use super::groups::{ActionReport, Selection, confirm};
 use super::resync::observe_parts;
-use super::switchover::{pause, rollback_all, wait_writable};
+use super::switchover::wait_writable;
 use crate::context::Context;
 use crate::exit::Exit;
 use crate::health::group_view;
 use crate::observe::probe_groups;
 use crate::output::{self, Format};
+use crate::pause::{GroupPause, PauseOptions, PauseReport, PauseTarget};
 use crate::topology::GroupKind;
 
 /// Restart PostgreSQL on every member of the chosen groups, in a safe order.
@@ -26,9 +31,18 @@ pub struct Args {
     /// Do not pause worker groups around their leader's restart.
     #[arg(long)]
     pub no_pause: bool,
-    /// Longest a worker group may stay paused while its leader restarts.
+    /// Longest a worker group may stay paused while its leader restarts (Patroni's restart
+    /// included); past it the pause is let go.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     pub pause_timeout: Duration,
+    /// How long to keep trying to get the pause (short tries that never make clients wait
+    /// long); past it the leader is not restarted (exit 4) and the sessions in the way are named.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub pause_wait: Duration,
+    /// Instead of giving up, let Citus terminate the sessions in the pause's way once they have
+    /// had this long to finish. They are named.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub terminate_after: Option<Duration>,
     /// Do not ask.
     #[arg(short = 'y', long, alias = "force")]
     pub yes: bool,
@@ -90,56 +104,82 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
                 continue;
             }
             let is_leader = Some(&m.name) == leader.as_ref();
-            let mut held = Vec::new();
+            let mut held: Option<GroupPause> = None;
             if is_leader && g.kind == GroupKind::Worker && !args.no_pause {
-                match observe_parts(&ctx.topo, &client, &pg).await {
-                    Ok((_, tables, cn_ep)) => {
-                        for (db, rows) in &tables {
-                            if let Some(r) = rows
-                                .iter()
-                                .find(|r| r.groupid == g.group_id && r.is_primary())
-                            {
-                                let port = u16::try_from(r.nodeport).unwrap_or(5432);
-                                match pause(
-                                    &pg,
-                                    &cn_ep,
-                                    db,
-                                    r.nodeid,
-                                    &r.nodename,
-                                    port,
-                                    args.pause_timeout,
-                                    Duration::from_secs(5),
-                                )
-                                .await
-                                {
-                                    Ok(c) => held.push((db.clone(), c)),
-                                    Err(e) => crate::ui::say(&format!(
-                                        "warning: {}: cannot pause {} in {db}: {e}; restarting without it",
-                                        g.scope, g.scope
-                                    )),
-                                }
-                            }
-                        }
-                    }
-                    Err(e) => crate::ui::say(&format!(
-                        "warning: {}: cannot reach the coordinator ({e}); restarting without a pause",
+                let targets = match observe_parts(&ctx.topo, &client, &pg).await {
+                    Ok((_, tables, cn_ep)) => Ok((
+                        cn_ep,
+                        tables
+                            .iter()
+                            .filter_map(|(db, rows)| {
+                                rows.iter()
+                                    .find(|r| r.groupid == g.group_id && r.is_primary())
+                                    .map(|r| PauseTarget {
+                                        database: db.clone(),
+                                        nodeid: r.nodeid,
+                                        host: r.nodename.clone(),
+                                        port: u16::try_from(r.nodeport).unwrap_or(5432),
+                                    })
+                            })
+                            .collect::<Vec<_>>(),
+                    )),
+                    Err(e) => Err(format!(
+                        "cannot reach the coordinator to pause {}: {e}",
                         g.scope
                     )),
+                };
+                let opts = PauseOptions {
+                    wait: args.pause_wait,
+                    hold: args.pause_timeout,
+                    terminate_after: args.terminate_after,
+                };
+                let said = |s: &str| crate::ui::say(s);
+                let got = match targets {
+                    Ok((_, t)) if t.is_empty() => Ok(None),
+                    Ok((cn_ep, t)) => GroupPause::acquire(&pg, &cn_ep, &g.scope, &t, &opts, &said)
+                        .await
+                        .map(|p| {
+                            crate::ui::say(&format!(
+                                "paused {} ({}; {} tries in {} ms)",
+                                g.scope,
+                                p.method.describe(t[0].nodeid),
+                                p.tries,
+                                p.acquired_after.as_millis()
+                            ));
+                            for s in &p.terminated {
+                                crate::ui::say(&format!(
+                                    "terminated by Citus to get the pause: {s}"
+                                ));
+                            }
+                            Some(p)
+                        })
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e),
+                };
+                match got {
+                    Ok(p) => held = p,
+                    Err(e) => {
+                        report.refuse(
+                            &g.scope,
+                            &m.name,
+                            format!("{e}; the leader was not restarted (--no-pause restarts it without the pause)"),
+                        );
+                        continue;
+                    }
                 }
             }
+            // Patroni's restart, then the leader writable again: all within what the pause may hold.
+            let limit = held
+                .as_ref()
+                .map(|p| p.remaining())
+                .unwrap_or(Duration::from_secs(120));
             let r = client
-                .send(
-                    reqwest::Method::POST,
-                    &m.api,
-                    "restart",
-                    Some(&body),
-                    Duration::from_secs(120),
-                )
+                .send(reqwest::Method::POST, &m.api, "restart", Some(&body), limit)
                 .await
                 .map_err(|e| e.to_string());
-            if !held.is_empty() {
+            if let Some(p) = held {
                 let writable = tokio::time::timeout(
-                    args.pause_timeout,
+                    p.remaining(),
                     wait_writable(
                         &pg,
                         &ctx.topo.databases[0],
@@ -148,14 +188,25 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
                     ),
                 )
                 .await;
-                // Nothing in pg_dist_node changes: the pause only makes writes wait.
-                if writable.is_ok() {
-                    for (_, c) in held {
-                        let _ = c.batch_execute("COMMIT").await;
+                let mut pr = PauseReport::held(&p);
+                pr.held_ms = Some(p.held_for().as_millis() as u64);
+                crate::ui::say(&format!(
+                    "resumed {} after {} ms{}",
+                    g.scope,
+                    p.held_for().as_millis(),
+                    if writable.is_ok() {
+                        ""
+                    } else {
+                        " (the pause timeout passed before the leader was writable)"
                     }
-                } else {
-                    rollback_all(held).await;
+                ));
+                // A restart changes nothing: ROLLBACK, whatever the method.
+                p.release().await;
+                report.push(&g.scope, &m.name, r);
+                if let Some(last) = report.results.last_mut() {
+                    last.pause = Some(pr);
                 }
+                continue;
             }
             report.push(&g.scope, &m.name, r);
         }

@@ -18,16 +18,17 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::resync::{observe_parts, plan_settings};
-use crate::apply::{UpdateOptions, apply_database, apply_setting, run_step};
+use crate::apply::{UpdateOptions, apply_database, apply_setting};
 use crate::context::Context;
 use crate::exit::Exit;
 use crate::health::GroupView;
 use crate::member_sql::landing;
 use crate::output::{self, Format, Render};
 use crate::patroni::{PatroniClient, Role};
-use crate::pg::{self, PgError, PgParams};
+use crate::pause::{self, GroupPause, PauseMethod, PauseOptions, PauseReport, PauseTarget};
+use crate::pg::{self, PgParams};
 use crate::plan::switchover::{candidates, choose, view_after};
-use crate::plan::{MetadataPlan, Step, plan_metadata};
+use crate::plan::{MetadataPlan, plan_metadata};
 use crate::topology::{Endpoint, Group, GroupKind, Topology};
 
 /// Switch a group over to a replica; worker groups are paused in Citus meanwhile.
@@ -65,10 +66,17 @@ pub struct Args {
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub pause_timeout: Duration,
 
-    /// How long running transactions on the group may take to finish before the pause cancels
-    /// them (Citus `force => true, lock_cooldown`), so a long writer cannot hold it hostage.
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
-    pub lock_cooldown: Duration,
+    /// How long to keep trying to get the pause: each try waits at most 200 ms (under the
+    /// server's deadlock_timeout) for the transactions in the way, then lets go and tries again,
+    /// so that clients never wait long behind it. Past this, nothing changed: exit 4, and the
+    /// sessions in the way are named.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub pause_wait: Duration,
+
+    /// Instead of giving up, let Citus terminate the sessions in the pause's way once they have
+    /// had this long to finish (Citus `force => true, lock_cooldown`). They are named.
+    #[arg(long, alias = "lock-cooldown", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub terminate_after: Option<Duration>,
 
     /// Switch over without pausing (the plain way: writes fail meanwhile), then fix pg_dist_node.
     #[arg(long)]
@@ -89,8 +97,10 @@ pub struct SwitchoverReport {
     pub outcome: String,
     /// Patroni's own words (its reply is plain text).
     pub patroni: Option<String>,
-    /// How long writes to the group were held (worker groups).
+    /// How long writes to the group were held (worker groups), from the moment the pause held.
     pub paused_ms: Option<u64>,
+    /// The pause: its method, how it was had, whom it terminated, or who was in its way.
+    pub pause: Option<PauseReport>,
     /// From the request to the new leader being writable.
     pub writable_after_ms: Option<u64>,
     pub total_ms: u64,
@@ -169,27 +179,45 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
         std::slice::from_ref(&group.scope),
         &[],
     );
-    let pause_rows: Vec<(String, i32, String, u16)> = tables
+    let targets: Vec<PauseTarget> = tables
         .iter()
         .filter_map(|(db, rows)| {
             rows.iter()
                 .find(|r| r.groupid == group.group_id && r.is_primary())
-                .map(|r| {
-                    (
-                        db.clone(),
-                        r.nodeid,
-                        r.nodename.clone(),
-                        u16::try_from(r.nodeport).unwrap_or(5432),
-                    )
+                .map(|r| PauseTarget {
+                    database: db.clone(),
+                    nodeid: r.nodeid,
+                    host: r.nodename.clone(),
+                    port: u16::try_from(r.nodeport).unwrap_or(5432),
                 })
         })
         .collect();
     let pausing = group.kind == GroupKind::Worker
         && !args.no_pause
-        && !pause_rows.is_empty()
+        && !targets.is_empty()
         && args.scheduled.is_none();
+    // The method is the coordinator's to decide (Citus 12.1+ has the function): say it first.
+    let method = if pausing {
+        match pause::method_on(&pg, &cn_ep, &targets[0].database).await {
+            Ok(m) => Some(m),
+            Err(e) => {
+                report.outcome = "refused".into();
+                report.error = Some(format!("cannot reach the coordinator leader: {e}"));
+                return finish(report, Exit::Refused, args.format);
+            }
+        }
+    } else {
+        None
+    };
 
-    say_plan(group, &leader.name, &candidate, &meta, pausing, &args);
+    say_plan(
+        group,
+        &leader.name,
+        &candidate,
+        &meta,
+        method.zip(targets.first()),
+        &args,
+    );
     if args.dry_run {
         report.outcome = "planned".into();
         report.new_leader = Some(candidate);
@@ -257,38 +285,47 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
     }
 
     let progress = Progress::new();
-    let mut paused: Vec<(String, tokio_postgres::Client)> = Vec::new();
-    let pause_started = Instant::now();
+    let mut paused: Option<GroupPause> = None;
     if pausing {
-        for (db, nodeid, host, port) in &pause_rows {
-            match pause(
-                &pg,
-                &cn_ep,
-                db,
-                *nodeid,
-                host,
-                *port,
-                args.pause_timeout,
-                args.lock_cooldown,
-            )
-            .await
-            {
-                Ok(c) => {
-                    progress.say(&format!("paused {} in {db} (row {nodeid})", group.scope));
-                    paused.push((db.clone(), c));
+        let opts = PauseOptions {
+            wait: args.pause_wait,
+            hold: args.pause_timeout,
+            terminate_after: args.terminate_after,
+        };
+        let said = |m: &str| progress.say(m);
+        match GroupPause::acquire(&pg, &cn_ep, &group.scope, &targets, &opts, &said).await {
+            Ok(p) => {
+                progress.say(&format!(
+                    "paused {} in {} ({}; {} tr{} in {} ms)",
+                    group.scope,
+                    p.databases().collect::<Vec<_>>().join(", "),
+                    p.method.describe(targets[0].nodeid),
+                    p.tries,
+                    if p.tries == 1 { "y" } else { "ies" },
+                    p.acquired_after.as_millis()
+                ));
+                for s in &p.terminated {
+                    progress.say(&format!("terminated by Citus to get the pause: {s}"));
                 }
-                Err(e) => {
-                    rollback_all(paused).await;
-                    report.outcome = "refused".into();
-                    report.error = Some(format!(
-                        "cannot pause {} in {db}: {e}; nothing changed",
-                        group.scope
-                    ));
-                    return finish(report, Exit::Refused, args.format);
-                }
+                report.pause = Some(PauseReport::held(&p));
+                paused = Some(p);
+            }
+            Err(e) => {
+                report.outcome = "refused".into();
+                report.pause = Some(PauseReport {
+                    method: method.unwrap_or(PauseMethod::Function),
+                    blockers: e.blockers().to_vec(),
+                    ..Default::default()
+                });
+                report.error = Some(e.to_string());
+                return finish(report, Exit::Refused, args.format);
             }
         }
     }
+    let pause_started = paused
+        .as_ref()
+        .map(|p| p.held_since)
+        .unwrap_or_else(Instant::now);
 
     // Ask Patroni, and wait for the candidate to become writable, whichever ends first.
     let body = json!({"leader": leader.name, "candidate": candidate});
@@ -324,7 +361,7 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
                     // 503 ("Switchover failed", "failed to write failover key") is a no.
                     Ok((503, text)) if text.contains("unknown") => { progress.say(&format!("Patroni: {text} (503): watching the cluster to decide")); post_result = Some((503, text)); }
                     Ok((status, text)) => {
-                        rollback_all(paused).await;
+                        if let Some(p) = paused { p.release().await; }
                         report.outcome = "refused".into();
                         report.patroni = Some(text.clone());
                         report.error = Some(format!("Patroni refused the switchover (HTTP {status}): {text}; the pause was rolled back, nothing changed"));
@@ -335,7 +372,7 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
             }
             _ = &mut wait => break Instant::now(),
             _ = &mut deadline => {
-                rollback_all(paused).await;
+                if let Some(p) = paused { p.release().await; }
                 let state = group_state(&client, &ctx.topo.groups[gi]).await;
                 report.outcome = "rolled back".into();
                 report.patroni = post_result.map(|p| p.1);
@@ -352,8 +389,8 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
 
     // Point the rows at the new leader inside the paused transactions, then commit.
     let opts = UpdateOptions {
-        force: true,
-        lock_cooldown_ms: ms(args.lock_cooldown),
+        force: false,
+        lock_cooldown_ms: 0,
         statement_timeout_ms: 30_000,
     };
     // (The coordinator's own rows are written on its new leader, by settle_coordinator below.)
@@ -363,58 +400,42 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
         &meta.databases
     };
     for dbp in worker_dbs {
-        let mut steps = dbp.steps.clone();
-        if let Some((_, nodeid, host, port)) = pause_rows.iter().find(|p| p.0 == dbp.database) {
-            // The rename trick (Citus without citus_pause_node_within_txn) left `host-demoted`:
-            // VIP mode puts the VIP back (after a real pause this is Citus's no-op update).
-            if pausing && group.vip.is_some() {
-                steps.push(Step::UpdateNode {
-                    nodeid: *nodeid,
-                    host: host.clone(),
-                    port: *port,
-                });
-            }
-        }
-        match paused.iter().find(|(db, _)| db == &dbp.database) {
-            Some((_, c)) => {
-                for s in &steps {
-                    if let Err(e) = run_step(c, s, &opts).await {
-                        rollback_all(paused).await;
-                        report.outcome = "failed".into();
-                        // `e` names the Citus call already.
-                        report.error = Some(format!(
-                            "{}: {e}; rolled back: run `citusctl resync`",
-                            dbp.database
-                        ));
-                        return finish(report, Exit::No, args.format);
-                    }
-                }
-            }
-            None => {
-                let plan = crate::plan::DatabasePlan {
-                    database: dbp.database.clone(),
-                    changes: dbp.changes.clone(),
-                    steps,
-                };
-                if let Err(e) = apply_database(&pg, &cn_ep, &plan, opts).await {
-                    report.error = Some(format!("{}: {e}: run `citusctl resync`", dbp.database));
-                }
-            }
-        }
         for c in &dbp.changes {
             report.rows_changed.push(c.describe(&dbp.database));
         }
-    }
-    for (db, c) in paused {
-        if let Err(e) = c.batch_execute("COMMIT").await {
-            report.error = Some(format!(
-                "{db}: COMMIT failed: {}: run `citusctl resync`",
-                pg::describe(&e)
-            ));
+        if paused
+            .as_ref()
+            .is_some_and(|p| p.client(&dbp.database).is_some())
+        {
+            continue;
+        }
+        // A database without a primary row to pause: its plan runs on its own.
+        if let Err(e) = apply_database(&pg, &cn_ep, dbp, opts).await {
+            report.error = Some(format!("{}: {e}: run `citusctl resync`", dbp.database));
         }
     }
-    if pausing {
-        report.paused_ms = Some(pause_started.elapsed().as_millis() as u64);
+    if let Some(p) = paused {
+        let held_since = p.held_since;
+        let steps = |db: &str| {
+            worker_dbs
+                .iter()
+                .find(|d| d.database == db)
+                .map(|d| d.steps.clone())
+                .unwrap_or_default()
+        };
+        if let Err((db, e)) = p.commit(&steps, &opts).await {
+            report.outcome = "failed".into();
+            // `e` names the Citus call already.
+            report.error = Some(format!(
+                "{db}: {e}; the pause was rolled back: run `citusctl resync`"
+            ));
+            report.rows_changed.clear();
+            return finish(report, Exit::No, args.format);
+        }
+        report.paused_ms = Some(held_since.elapsed().as_millis() as u64);
+        if let Some(r) = report.pause.as_mut() {
+            r.held_ms = report.paused_ms;
+        }
         progress.say(&format!(
             "resumed {} after {} ms",
             group.scope,
@@ -450,10 +471,6 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
     finish(report, exit, args.format)
 }
 
-fn ms(d: Duration) -> i32 {
-    i32::try_from(d.as_millis()).unwrap_or(i32::MAX)
-}
-
 async fn pick_candidate(view: &GroupView, args: &Args) -> anyhow::Result<String> {
     if let Some(c) = &args.candidate {
         return choose(view, Some(c), args.max_lag).map_err(anyhow::Error::msg);
@@ -484,62 +501,6 @@ async fn pick_candidate(view: &GroupView, args: &Args) -> anyhow::Result<String>
     match i {
         Some(i) => Ok(eligible[i].clone()),
         None => bail!(crate::UsageError("no candidate chosen".into())),
-    }
-}
-
-/// Open a transaction on the coordinator leader and pause the group's primary row in it: Citus
-/// then holds writes to the group until COMMIT or ROLLBACK.
-#[allow(clippy::too_many_arguments)]
-pub(super) async fn pause(
-    pg: &PgParams,
-    cn: &Endpoint,
-    db: &str,
-    nodeid: i32,
-    host: &str,
-    port: u16,
-    pause_timeout: Duration,
-    lock_cooldown: Duration,
-) -> Result<tokio_postgres::Client, PgError> {
-    let c = pg::connect(pg, cn, db).await?;
-    let q = |e: tokio_postgres::Error| PgError::from_query(&e);
-    c.batch_execute("BEGIN").await.map_err(q)?;
-    c.batch_execute(&format!(
-        "SET LOCAL statement_timeout = {}",
-        pause_timeout.as_millis().max(1)
-    ))
-    .await
-    .map_err(q)?;
-    let has_pause: bool = c
-        .query_one("SELECT to_regprocedure('pg_catalog.citus_pause_node_within_txn(integer,boolean,integer)') IS NOT NULL", &[])
-        .await
-        .map_err(q)?
-        .get(0);
-    if has_pause {
-        c.execute(
-            "SELECT pg_catalog.citus_pause_node_within_txn($1::int, true, $2::int)",
-            &[&nodeid, &ms(lock_cooldown)],
-        )
-        .await
-        .map_err(q)?;
-    } else {
-        // Citus before 12.1: Patroni's trick, same locks: rename the row inside the transaction.
-        let demoted = format!("{host}-demoted");
-        c.execute(
-            "SELECT pg_catalog.citus_update_node($1::int, $2::text, $3::int, true, $4::int)",
-            &[&nodeid, &demoted, &i32::from(port), &ms(lock_cooldown)],
-        )
-        .await
-        .map_err(q)?;
-        c.batch_execute("SET LOCAL application_name = 'citusctl-renamed'")
-            .await
-            .map_err(q)?;
-    }
-    Ok(c)
-}
-
-pub(super) async fn rollback_all(paused: Vec<(String, tokio_postgres::Client)>) {
-    for (_, c) in paused {
-        let _ = c.batch_execute("ROLLBACK").await;
     }
 }
 
@@ -654,7 +615,7 @@ fn say_plan(
     leader: &str,
     candidate: &str,
     meta: &MetadataPlan,
-    pausing: bool,
+    pause: Option<(PauseMethod, &PauseTarget)>,
     args: &Args,
 ) {
     let mut lines = vec![format!(
@@ -663,13 +624,23 @@ fn say_plan(
     )];
     if args.scheduled.is_some() {
         lines.push("  scheduled: Patroni runs it by itself, without the Citus pause".into());
-    } else if pausing {
+    } else if let Some((method, target)) = pause {
         lines.push(format!(
-            "  pause: writes to group {} wait on the coordinator (at most {}; running transactions get {} to finish)",
+            "  pause: {}; writes to group {} wait on the coordinator for at most {}",
+            method.describe(target.nodeid),
             group.group_id,
             humantime::format_duration(args.pause_timeout),
-            humantime::format_duration(args.lock_cooldown)
         ));
+        lines.push(match args.terminate_after {
+            None => format!(
+                "  getting it: short tries for up to {}, never terminating a client; then nothing changes",
+                humantime::format_duration(args.pause_wait)
+            ),
+            Some(t) => format!(
+                "  getting it: sessions in the way get {} to finish, then Citus TERMINATES them (--terminate-after)",
+                humantime::format_duration(t)
+            ),
+        });
     } else if group.kind == GroupKind::Coordinator {
         lines.push("  the coordinator cannot pause itself: clients see errors until the new leader is writable".into());
     } else {

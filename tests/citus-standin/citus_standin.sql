@@ -179,7 +179,10 @@ BEGIN
 END
 $$;
 
--- the group lock (see header)
+-- the group lock (see header): the group key first, then one lock per shard placement of the group, ONE AFTER THE
+-- OTHER in shard order, as Citus' LockShardsInWorkerPlacementList does. Each wait obeys lock_timeout, and a writer
+-- that holds one of the group's shards and asks for another forms a cycle that PostgreSQL's deadlock detector breaks
+-- (advisory locks take part in it), exactly the hazard of the real pause.
 CREATE OR REPLACE FUNCTION citus_standin.lock_group(groupid integer, force boolean, lock_cooldown integer)
 RETURNS void
 LANGUAGE plpgsql
@@ -187,27 +190,48 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     k CONSTANT integer := 1129878611;
-    deadline timestamptz := clock_timestamp() + make_interval(secs => greatest(lock_cooldown, 0) / 1000.0);
+    ks CONSTANT integer := 1129878612;
+    helper CONSTANT text := 'citus_lock_acquirer_' || pg_backend_pid();
+    auth text;
+    shards integer[];
+    sid integer;
 BEGIN
+    SELECT coalesce(array_agg(p.shardid::integer ORDER BY p.shardid), '{}') INTO shards
+      FROM pg_dist_placement p WHERE p.groupid = lock_group.groupid;
     IF NOT force THEN
         PERFORM pg_advisory_xact_lock(k, groupid);
+        FOREACH sid IN ARRAY shards LOOP
+            PERFORM pg_advisory_xact_lock(ks, sid);
+        END LOOP;
         RETURN;
     END IF;
-    LOOP
-        IF pg_try_advisory_xact_lock(k, groupid) THEN
-            RETURN;
-        END IF;
-        IF clock_timestamp() >= deadline THEN
-            PERFORM pg_terminate_backend(l.pid)
-              FROM pg_locks l
-             WHERE l.locktype = 'advisory' AND l.granted AND l.pid <> pg_backend_pid()
-               AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-               AND l.classid = k::oid AND l.objid = groupid::oid AND l.objsubid = 2;
-            PERFORM pg_advisory_xact_lock(k, groupid);
-            RETURN;
-        END IF;
-        PERFORM pg_sleep(0.01);
-    END LOOP;
+    -- force: as Citus, a "lock acquiring backend" (here a second session through dblink) waits lock_cooldown, then
+    -- terminates whoever this backend waits for, while this backend waits for the locks the ordinary way.
+    SELECT a.authinfo INTO auth FROM pg_dist_authinfo a
+     WHERE a.rolename = current_user AND a.nodeid = 0 LIMIT 1;
+    PERFORM citus_standin.dblink_connect(helper,
+        format('host=%s port=%s dbname=%s user=%s application_name=citus_lock_acquirer',
+               split_part(current_setting('unix_socket_directories'), ',', 1), current_setting('port'),
+               citus_standin.conninfo_quote(current_database()), citus_standin.conninfo_quote(current_user))
+        || coalesce(' ' || auth, ''));
+    RAISE LOG 'lock acquiring backend started for backend % (cooldown %ms)', pg_backend_pid(), lock_cooldown;
+    PERFORM citus_standin.dblink_send_query(helper, format(
+        'DO $t$ BEGIN PERFORM pg_sleep(%s); FOR i IN 1 .. 3000 LOOP '
+        'PERFORM pg_terminate_backend(b) FROM unnest(pg_blocking_pids(%s)) b; PERFORM pg_sleep(0.01); '
+        'END LOOP; END $t$',
+        greatest(lock_cooldown, 0) / 1000.0, pg_backend_pid()));
+    BEGIN
+        PERFORM pg_advisory_xact_lock(k, groupid);
+        FOREACH sid IN ARRAY shards LOOP
+            PERFORM pg_advisory_xact_lock(ks, sid);
+        END LOOP;
+    EXCEPTION WHEN OTHERS THEN
+        PERFORM citus_standin.dblink_cancel_query(helper);
+        PERFORM citus_standin.dblink_disconnect(helper);
+        RAISE;
+    END;
+    PERFORM citus_standin.dblink_cancel_query(helper);
+    PERFORM citus_standin.dblink_disconnect(helper);
 END
 $$;
 
@@ -215,6 +239,27 @@ $$;
 CREATE OR REPLACE FUNCTION citus_standin.lock_group_shared(groupid integer) RETURNS void
 LANGUAGE sql
 AS $$ SELECT pg_catalog.pg_advisory_xact_lock_shared(1129878611, groupid) $$;
+
+-- a write statement of a distributed table, for tests: takes the shared lock of the shard that holds `key` (hash of an
+-- integer, as Citus routes), until the end of the transaction, as a Citus write takes its shard's ShareLock. Returns
+-- the shard id. A transaction of several such statements takes its shards one by one, as a Citus client does.
+CREATE OR REPLACE FUNCTION citus_standin.write_shard(rel regclass, key integer) RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    h integer := hashint4(key);
+    sid bigint;
+BEGIN
+    SELECT s.shardid INTO sid FROM pg_dist_shard s
+     WHERE s.logicalrelid = rel AND h BETWEEN s.shardminvalue::integer AND s.shardmaxvalue::integer;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no shard of % holds hash %', rel, h;
+    END IF;
+    PERFORM pg_advisory_xact_lock_shared(1129878612, sid::integer);
+    RETURN sid;
+END
+$$;
 
 -- connect to a new/reactivated primary the way Citus' metadata sync does, and fail the way it fails
 CREATE OR REPLACE FUNCTION citus_standin.check_new_primary(p_nodeid integer, p_nodename text, p_nodeport integer)

@@ -3,7 +3,9 @@
 # every member on its own loopback address with PostgreSQL on 5432 and the Patroni REST API on 8008.
 # See tests/cluster/README.md. Run as root (Patroni/PostgreSQL run as user postgres).
 #
-#   cluster.sh start   --flavor patroni3|patroni4 --dir DIR [--net 127.0.N]
+#   cluster.sh start   --flavor patroni3|patroni4 --dir DIR [--net 127.0.N] [--citus 13|11.3]
+#                      (--citus 11.3: the stand-in as Citus before 12.1, without citus_pause_node_within_txn;
+#                       ignored when real Citus is installed: then the installed version decides)
 #   cluster.sh stop    --dir DIR
 #   cluster.sh status  --dir DIR
 #   cluster.sh psql    --dir DIR MEMBER [psql args...]
@@ -48,7 +50,7 @@ vip_addr() { # SCOPE rw|ro
 
 # ---------------------------------------------------------------------------------------------------------------
 # argument parsing: global options may appear anywhere; the rest are positional
-FLAVOR= DIR= NET= HARD=0 NOWAIT=0 CANDIDATE= TIMEOUT=
+FLAVOR= DIR= NET= HARD=0 NOWAIT=0 CANDIDATE= TIMEOUT= CITUS_MODE=13
 CMD=${1:-}
 [ -n "$CMD" ] || die "usage: cluster.sh start|stop|status|psql|kill-patroni|start-member|switchover|wait-healthy|vip|vip-target --dir DIR ..."
 shift
@@ -62,6 +64,8 @@ while [ $# -gt 0 ]; do
     --net) NET=$2; shift 2 ;;
     --net=*) NET=${1#*=}; shift ;;
     --candidate) CANDIDATE=$2; shift 2 ;;
+    --citus) CITUS_MODE=$2; shift 2 ;;
+    --citus=*) CITUS_MODE=${1#*=}; shift ;;
     --timeout) TIMEOUT=$2; shift 2 ;;
     --hard) HARD=1; shift ;;
     --no-wait) NOWAIT=1; shift ;;
@@ -309,6 +313,7 @@ export CITUSCTL_TEST_DIR=$DIR
 export CITUSCTL_PATRONICTL=$PATRONICTL
 export CITUSCTL_PATRONICTL_CONFIG=$DIR/patronictl.yml
 export CITUSCTL_CITUS=$citus
+export CITUSCTL_CITUS_MODE=$CITUS_MODE
 export CITUSCTL_VIPS=1
 EOF
     chmod 600 "$DIR/env"
@@ -439,6 +444,14 @@ setup_citus() { # real|standin
     if [ "$citus" = standin ]; then
         # idempotent: (re)creates what is missing and refreshes the functions
         member_psql "$cn" -q -f "$STANDIN_SQL" >/dev/null
+        if [ "$CITUS_MODE" = 11.3 ]; then
+            # Citus 11.3 has no pause function (it came in 12.1): pauses take the rename path
+            member_psql "$cn" -q >/dev/null <<'EOF'
+DROP FUNCTION IF EXISTS pg_catalog.citus_pause_node_within_txn(integer, boolean, integer);
+CREATE OR REPLACE FUNCTION pg_catalog.citus_version() RETURNS text LANGUAGE sql STABLE
+AS $$ SELECT 'Citus 11.3 stand-in (citusctl test harness, not Citus; no citus_pause_node_within_txn) on PostgreSQL ' || current_setting('server_version') $$;
+EOF
+        fi
         start_syncer
     fi
     if [ "$(sql_value "$cn" "SELECT count(*) FROM pg_class WHERE oid = to_regclass('pg_catalog.pg_dist_node')")" = 1 ] &&
@@ -700,6 +713,7 @@ cmd_start() {
         . "$DIR/env"
         [ "$CITUSCTL_TEST_FLAVOR" = "$FLAVOR" ] || die "$DIR holds a $CITUSCTL_TEST_FLAVOR cluster"
         [ "$CITUSCTL_TEST_NET" = "$NET" ] || die "$DIR holds a cluster on $CITUSCTL_TEST_NET"
+        CITUS_MODE=${CITUSCTL_CITUS_MODE:-$CITUS_MODE}
     else
         CITUS_PGPASSWORD=$(random_password)
         PATRONI_PASSWORD=$(random_password)
@@ -720,8 +734,10 @@ cmd_start() {
             done
         done
     fi
+    case $CITUS_MODE in 13 | 11.3) ;; *) die "--citus must be 13 or 11.3, not '$CITUS_MODE'" ;; esac
     if [ -f /usr/share/postgresql/15/extension/citus.control ]; then
         citus=real; SHARED_PRELOAD=citus
+        CITUS_MODE=$(sed -n "s/^default_version = '\([0-9]*\.[0-9]*\).*/\1/p" /usr/share/postgresql/15/extension/citus.control)
     else
         citus=standin; SHARED_PRELOAD=
     fi
@@ -741,7 +757,7 @@ cmd_start() {
     setup_citus "$citus"
     wait_vips 30 || { tail -n 20 "$DIR/haproxy.log" >&2; die "VIPs not on their roles (stop the cluster with: $0 stop --dir $DIR)"; }
 
-    echo "cluster $FLAVOR ($citus Citus) up in $(elapsed "$t0") s, dir $DIR"
+    echo "cluster $FLAVOR ($citus Citus $CITUS_MODE) up in $(elapsed "$t0") s, dir $DIR"
     print_status
     echo "  VIPs (haproxy, $DIR/haproxy.cfg): cn rw $(vip_addr cn rw) ro $(vip_addr cn ro), wk1 rw $(vip_addr wk1 rw) ro $(vip_addr wk1 ro), wk2 rw $(vip_addr wk2 rw) ro $(vip_addr wk2 ro)"
     echo "  source $DIR/env; inventory $DIR/inventory.yml (with VIPs: $DIR/inventory-vip.yml)"

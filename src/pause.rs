@@ -1,0 +1,899 @@
+//! The Citus pause of one worker group: a resource that owns its method, its lock timeout and
+//! its ending.
+//!
+//! Writes through the coordinator to a worker group wait (instead of failing) while a transaction
+//! on the coordinator leader holds the group's shard locks. Two ways to take them:
+//! - [`PauseMethod::Function`]: `citus_pause_node_within_txn(nodeid, force, lock_cooldown)`
+//!   (Citus 12.1 and later). It changes nothing in `pg_dist_node`.
+//! - [`PauseMethod::Rename`]: Citus before 12.1 has no such function; Patroni's trick renames the
+//!   primary row to `<host>-demoted` with `citus_update_node` inside the transaction, which takes
+//!   the same locks. COMMIT would make the rename permanent and cut the group off, so the pause
+//!   owns its ending: [`GroupPause::release`] always rolls back, and [`GroupPause::commit`] runs
+//!   the caller's steps and, when none of them rewrites the renamed row, puts its name back first.
+//!
+//! Taking the locks: Citus locks the group's shard placements one after the other, so a client
+//! transaction that already wrote one of them and goes on to another forms a cycle with the pause
+//! (PostgreSQL's deadlock detector then kills one side), and `force => true` terminates every
+//! client in the way. The pause is therefore taken the way online schema tools take a lock:
+//! `force => false` under a short `lock_timeout` (below the server's `deadlock_timeout`, so the
+//! detector never fires), ROLLBACK and retry with jitter, within an overall budget. A pause that
+//! cannot get every lock lets go of the ones it has and the clients go on. Terminating the
+//! clients in the way is the operator's explicit choice ([`PauseOptions::terminate_after`]).
+//!
+//! Bounds: every statement has a client-side time limit; on the server the transaction carries
+//! `statement_timeout` and `idle_in_transaction_session_timeout` just above the hold limit, and
+//! the connection TCP keepalives and `tcp_user_timeout`, so a client that freezes or vanishes
+//! never leaves the group held for longer than the hold limit. Dropping a [`GroupPause`] closes
+//! its connections, which the server answers with a rollback.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio_postgres::Client;
+
+use crate::apply::{UpdateOptions, run_step};
+use crate::pg::{self, PgError, PgParams};
+use crate::plan::Step;
+use crate::topology::Endpoint;
+
+/// How the pause takes the group's locks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PauseMethod {
+    /// `citus_pause_node_within_txn` (Citus 12.1+): nothing in `pg_dist_node` changes.
+    #[default]
+    Function,
+    /// Citus before 12.1: the primary row renamed to `<host>-demoted` inside the transaction.
+    Rename,
+}
+
+/// The primary row a pause holds, in one database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PauseTarget {
+    pub database: String,
+    pub nodeid: i32,
+    pub host: String,
+    pub port: u16,
+}
+
+impl PauseTarget {
+    pub fn demoted_name(&self) -> String {
+        format!("{}-demoted", self.host)
+    }
+}
+
+/// How long a pause may take to get, and how long it may hold.
+#[derive(Debug, Clone, Copy)]
+pub struct PauseOptions {
+    /// Budget for getting every lock (all databases together); past it nothing changed.
+    pub wait: Duration,
+    /// Longest the pause may hold once it has the locks; the server enforces it too.
+    pub hold: Duration,
+    /// Terminate the transactions in the way after this long (Citus `force => true`) instead of
+    /// giving up: the operator's explicit choice.
+    pub terminate_after: Option<Duration>,
+}
+
+/// A session in the pause's way, from `pg_stat_activity` on the coordinator leader.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Session {
+    pub pid: i32,
+    pub user: Option<String>,
+    pub application: Option<String>,
+    pub client_addr: Option<String>,
+    /// How long its transaction had been open when it was seen.
+    pub xact_age_ms: Option<i64>,
+    pub state: Option<String>,
+    /// The start of its current (or last) query.
+    pub query: Option<String>,
+}
+
+impl fmt::Display for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "pid {}", self.pid)?;
+        let who: Vec<String> = [
+            self.user.as_ref().map(|u| format!("user {u}")),
+            self.application
+                .as_ref()
+                .filter(|a| !a.is_empty())
+                .map(|a| format!("application {a}")),
+            self.client_addr.as_ref().map(|c| format!("from {c}")),
+            self.xact_age_ms
+                .map(|ms| format!("transaction open {:.1} s", ms as f64 / 1000.0)),
+            self.state.clone(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if !who.is_empty() {
+            write!(f, " ({})", who.join(", "))?;
+        }
+        if let Some(q) = &self.query {
+            write!(
+                f,
+                ": {}",
+                q.split_whitespace().collect::<Vec<_>>().join(" ")
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PauseError {
+    #[error("cannot pause {scope} in {database}: {source}; nothing changed")]
+    Connect {
+        scope: String,
+        database: String,
+        source: PgError,
+    },
+    /// The budget ran out: every try was rolled back, nothing changed.
+    #[error(
+        "could not pause {scope} in {database} within {}: {tries} tries, each given up after {} so that no client waits long behind the pause; nothing changed{}",
+        humantime::format_duration(*waited),
+        humantime::format_duration(*lock_timeout),
+        blockers_text(blockers)
+    )]
+    Busy {
+        scope: String,
+        database: String,
+        tries: u32,
+        waited: Duration,
+        lock_timeout: Duration,
+        blockers: Vec<Session>,
+    },
+    #[error("could not pause {scope} in {database}: {plain}; nothing changed\n  ({original})")]
+    Citus {
+        scope: String,
+        database: String,
+        plain: String,
+        original: String,
+    },
+}
+
+impl PauseError {
+    pub fn blockers(&self) -> &[Session] {
+        match self {
+            PauseError::Busy { blockers, .. } => blockers,
+            _ => &[],
+        }
+    }
+}
+
+fn blockers_text(b: &[Session]) -> String {
+    if b.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from(". In the way:");
+    for x in b {
+        s.push_str(&format!("\n    {x}"));
+    }
+    s.push_str(
+        "\n  (end them, wait for them, or pass --terminate-after DURATION to let Citus terminate them)",
+    );
+    s
+}
+
+/// The pause of one group in one database.
+struct Held {
+    target: PauseTarget,
+    client: Client,
+}
+
+/// One worker group paused in every database that registers it; see the module docs.
+pub struct GroupPause {
+    pub scope: String,
+    pub method: PauseMethod,
+    held: Vec<Held>,
+    /// Tries it took (all databases together).
+    pub tries: u32,
+    /// From the first try to holding every lock.
+    pub acquired_after: Duration,
+    /// When the last lock was had: what clients wait for is measured from here.
+    pub held_since: Instant,
+    /// Sessions Citus terminated for it (only with `terminate_after`).
+    pub terminated: Vec<Session>,
+    hold: Duration,
+}
+
+/// What a statement of the pause may take on the client, over the server's own bound.
+const SLACK: Duration = Duration::from_secs(2);
+
+/// `lock_timeout` of one try: short, and under the server's `deadlock_timeout`.
+pub fn lock_timeout_for(deadlock_timeout: Duration) -> Duration {
+    (deadlock_timeout / 2).clamp(Duration::from_millis(10), Duration::from_millis(200))
+}
+
+/// Is this error the pause losing a lock race (nothing changed, try again)? Lock timeout,
+/// deadlock victim, and Citus 11.3's "lock ... is already held" under concurrent writers.
+pub fn is_lock_conflict(e: &PgError) -> bool {
+    match e {
+        PgError::Query { code, message } => match code.as_deref() {
+            Some("55P03") | Some("40P01") => true,
+            Some("XX000") => message.starts_with("lock ") && message.contains(" is already held"),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+async fn within<T>(
+    limit: Duration,
+    what: &str,
+    fut: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T, PgError> {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(r) => r.map_err(|e| PgError::from_query(&e)),
+        Err(_) => Err(PgError::Query {
+            code: None,
+            message: format!(
+                "{what}: no answer within {}",
+                humantime::format_duration(limit)
+            ),
+        }),
+    }
+}
+
+/// Which method this coordinator offers (for the plan, before anything is taken).
+pub async fn method_on(pg: &PgParams, cn: &Endpoint, db: &str) -> Result<PauseMethod, PgError> {
+    let c = pg::connect(pg, cn, db).await?;
+    detect(&c).await
+}
+
+async fn detect(c: &Client) -> Result<PauseMethod, PgError> {
+    let has: bool = within(
+        Duration::from_secs(10),
+        "looking up citus_pause_node_within_txn",
+        c.query_one(
+            "SELECT pg_catalog.to_regprocedure('pg_catalog.citus_pause_node_within_txn(integer,boolean,integer)') IS NOT NULL",
+            &[],
+        ),
+    )
+    .await?
+    .get(0);
+    Ok(if has {
+        PauseMethod::Function
+    } else {
+        PauseMethod::Rename
+    })
+}
+
+impl PauseMethod {
+    /// For plans and progress lines: "citus_pause_node_within_txn" or "rename of row N ...".
+    pub fn describe(self, nodeid: i32) -> String {
+        match self {
+            PauseMethod::Function => "citus_pause_node_within_txn".into(),
+            PauseMethod::Rename => format!(
+                "rename of row {nodeid} to <host>-demoted (Citus before 12.1, no pause function)"
+            ),
+        }
+    }
+}
+
+fn jitter() -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(Instant::now().elapsed().as_nanos());
+    Duration::from_millis(20 + h.finish() % 61)
+}
+
+const BLOCKERS_SQL: &str = "SELECT a.pid, a.usename::text, a.application_name, host(a.client_addr), \
+       (EXTRACT(epoch FROM clock_timestamp() - a.xact_start) * 1000)::bigint, a.state, left(a.query, 160) \
+  FROM pg_catalog.pg_stat_activity a \
+ WHERE a.pid = ANY (pg_catalog.pg_blocking_pids($1)) \
+ ORDER BY a.xact_start NULLS LAST, a.pid";
+
+async fn blockers(side: &Client, pid: i32) -> Vec<Session> {
+    let rows = match within(
+        Duration::from_secs(2),
+        "pg_blocking_pids",
+        side.query(BLOCKERS_SQL, &[&pid]),
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(_) => return Vec::new(),
+    };
+    rows.iter()
+        .map(|r| Session {
+            pid: r.get(0),
+            user: r.get(1),
+            application: r.get(2),
+            client_addr: r.get(3),
+            xact_age_ms: r.get(4),
+            state: r.get(5),
+            query: r.get(6),
+        })
+        .collect()
+}
+
+/// A session for the pause: its pid, the method the server offers, its `deadlock_timeout` (ms),
+/// and server-side bounds that outlive this process: a dead network is noticed in seconds, not
+/// hours (TCP keepalives, `tcp_user_timeout`; all user-settable, the values are our own).
+async fn open_session(
+    pg: &PgParams,
+    cn: &Endpoint,
+    scope: &str,
+    db: &str,
+) -> Result<(Client, i32, PauseMethod, i64), PgError> {
+    let c = pg::connect(pg, cn, db).await?;
+    let method = detect(&c).await?;
+    let row = within(
+        Duration::from_secs(10),
+        "reading deadlock_timeout",
+        c.query_one(
+            "SELECT pg_catalog.pg_backend_pid(), \
+                    (SELECT setting::bigint FROM pg_catalog.pg_settings WHERE name = 'deadlock_timeout')",
+            &[],
+        ),
+    )
+    .await?;
+    within(
+        Duration::from_secs(10),
+        "setting the pause session up",
+        c.batch_execute(&format!(
+            "SET application_name = 'citusctl pause {}'; \
+             SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2; \
+             SET tcp_keepalives_count = 3; SET tcp_user_timeout = 10000",
+            // Only the scope's letters and digits: it names the session for people.
+            scope
+                .chars()
+                .filter(|ch| ch.is_ascii_alphanumeric() || *ch == '_' || *ch == '-')
+                .collect::<String>()
+        )),
+    )
+    .await?;
+    Ok((c, row.get(0), method, row.get(1)))
+}
+
+/// The pause's call, for one try.
+async fn call(
+    c: &Client,
+    method: PauseMethod,
+    t: &PauseTarget,
+    force: bool,
+    cooldown_ms: i32,
+    limit: Duration,
+) -> Result<(), PgError> {
+    match method {
+        PauseMethod::Function => within(
+            limit,
+            "citus_pause_node_within_txn",
+            c.execute(
+                "SELECT pg_catalog.citus_pause_node_within_txn($1::int, $2::bool, $3::int)",
+                &[&t.nodeid, &force, &cooldown_ms],
+            ),
+        )
+        .await
+        .map(|_| ()),
+        PauseMethod::Rename => within(
+            limit,
+            "citus_update_node",
+            c.execute(
+                "SELECT pg_catalog.citus_update_node($1::int, $2::text, $3::int, $4::bool, $5::int)",
+                &[
+                    &t.nodeid,
+                    &t.demoted_name(),
+                    &i32::from(t.port),
+                    &force,
+                    &cooldown_ms,
+                ],
+            ),
+        )
+        .await
+        .map(|_| ()),
+    }
+}
+
+fn ms(d: Duration) -> u64 {
+    d.as_millis().max(1) as u64
+}
+
+impl GroupPause {
+    /// Pause `scope` in every target database on the coordinator leader `cn`, within
+    /// `opts.wait`. On any failure every lock already had is let go: nothing changed.
+    /// `on_try` hears of each lost try (for progress lines).
+    pub async fn acquire(
+        pg: &PgParams,
+        cn: &Endpoint,
+        scope: &str,
+        targets: &[PauseTarget],
+        opts: &PauseOptions,
+        on_try: &(dyn Fn(&str) + Sync),
+    ) -> Result<GroupPause, PauseError> {
+        let started = Instant::now();
+        let budget = match opts.terminate_after {
+            Some(t) => opts.wait.max(t + SLACK),
+            None => opts.wait,
+        };
+        let deadline = started + budget;
+        let mut held: Vec<Held> = Vec::new();
+        let mut tries = 0;
+        let mut terminated = Vec::new();
+        let mut method = PauseMethod::Function;
+        for t in targets {
+            match Self::acquire_one(pg, cn, scope, t, opts, deadline, &mut tries, on_try).await {
+                Ok((h, m, ended)) => {
+                    method = m;
+                    terminated.extend(ended);
+                    held.push(h);
+                }
+                Err(e) => {
+                    release_all(held).await;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(GroupPause {
+            scope: scope.to_owned(),
+            method,
+            held,
+            tries,
+            acquired_after: started.elapsed(),
+            held_since: Instant::now(),
+            terminated,
+            hold: opts.hold,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn acquire_one(
+        pg: &PgParams,
+        cn: &Endpoint,
+        scope: &str,
+        t: &PauseTarget,
+        opts: &PauseOptions,
+        deadline: Instant,
+        tries: &mut u32,
+        on_try: &(dyn Fn(&str) + Sync),
+    ) -> Result<(Held, PauseMethod, Vec<Session>), PauseError> {
+        let connect_err = |source| PauseError::Connect {
+            scope: scope.to_owned(),
+            database: t.database.clone(),
+            source,
+        };
+        let (mut c, mut pid, method, deadlock_ms) = open_session(pg, cn, scope, &t.database)
+            .await
+            .map_err(connect_err)?;
+        let hold = opts.hold;
+
+        let (force, cooldown, lock_timeout) = match opts.terminate_after {
+            // Citus waits the cooldown, then terminates whoever is in the way: give it time.
+            Some(after) => (true, after, after + SLACK),
+            None => (
+                false,
+                Duration::ZERO,
+                lock_timeout_for(Duration::from_millis(deadlock_ms.max(1) as u64)),
+            ),
+        };
+        let cooldown_ms = i32::try_from(cooldown.as_millis()).unwrap_or(i32::MAX);
+        // With force, whom Citus terminates is watched from the first try.
+        let mut side: Option<Client> = if force {
+            pg::connect(pg, cn, &t.database).await.ok()
+        } else {
+            None
+        };
+        let mut seen: Vec<Session> = Vec::new();
+        let first = Instant::now();
+        loop {
+            *tries += 1;
+            let setup = format!(
+                "BEGIN; SET LOCAL lock_timeout = {}; SET LOCAL statement_timeout = {}; \
+                 SET LOCAL idle_in_transaction_session_timeout = {}",
+                ms(lock_timeout),
+                ms(hold),
+                ms(hold + SLACK)
+            );
+            within(Duration::from_secs(10), "BEGIN", c.batch_execute(&setup))
+                .await
+                .map_err(connect_err)?;
+            let limit = lock_timeout + hold + SLACK;
+            // Who is in the way: asked from a second session while this try waits (once;
+            // with force, every 100 ms until the pause holds, to know whom Citus terminated).
+            let watched = std::cell::RefCell::new(Vec::new());
+            let result = {
+                let attempt = call(&c, method, t, force, cooldown_ms, limit);
+                match &side {
+                    Some(s) => {
+                        let watch = async {
+                            tokio::time::sleep(
+                                lock_timeout.min(Duration::from_millis(100)) * 3 / 5,
+                            )
+                            .await;
+                            loop {
+                                let b = blockers(s, pid).await;
+                                if !b.is_empty() {
+                                    *watched.borrow_mut() = b;
+                                }
+                                if !force {
+                                    std::future::pending::<()>().await;
+                                }
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                            }
+                        };
+                        tokio::select! {
+                            r = attempt => r,
+                            _ = watch => unreachable!("the watcher never ends"),
+                        }
+                    }
+                    None => attempt.await,
+                }
+            };
+            let last = watched.into_inner();
+            if !last.is_empty() {
+                seen = last;
+            }
+            match result {
+                Ok(()) => {
+                    // The pause holds; later statements of this transaction (the caller's
+                    // steps) are bounded by the hold limit instead of the short try.
+                    within(
+                        Duration::from_secs(10),
+                        "SET LOCAL lock_timeout",
+                        c.batch_execute(&format!("SET LOCAL lock_timeout = {}", ms(hold))),
+                    )
+                    .await
+                    .map_err(connect_err)?;
+                    let ended = if force {
+                        still_gone(side.as_ref(), &seen).await
+                    } else {
+                        Vec::new()
+                    };
+                    return Ok((
+                        Held {
+                            target: t.clone(),
+                            client: c,
+                        },
+                        method,
+                        ended,
+                    ));
+                }
+                Err(e) => {
+                    let _ = within(
+                        Duration::from_secs(10),
+                        "ROLLBACK",
+                        c.batch_execute("ROLLBACK"),
+                    )
+                    .await;
+                    if !is_lock_conflict(&e) {
+                        return Err(PauseError::Citus {
+                            scope: scope.to_owned(),
+                            database: t.database.clone(),
+                            plain: "Citus refused the pause".into(),
+                            original: e.to_string(),
+                        });
+                    }
+                    let pause = jitter();
+                    if Instant::now() + pause >= deadline {
+                        if seen.is_empty()
+                            && let Some(s) = &side
+                        {
+                            seen = sessions_in_transaction(s, pid).await;
+                        }
+                        return Err(if e.sqlstate() == Some("XX000") {
+                            PauseError::Citus {
+                                scope: scope.to_owned(),
+                                database: t.database.clone(),
+                                plain: format!(
+                                    "a lock conflict inside Citus, {} tries in {}",
+                                    tries,
+                                    humantime::format_duration(Duration::from_millis(
+                                        first.elapsed().as_millis() as u64
+                                    ))
+                                ),
+                                original: e.to_string(),
+                            }
+                        } else {
+                            PauseError::Busy {
+                                scope: scope.to_owned(),
+                                database: t.database.clone(),
+                                tries: *tries,
+                                waited: Duration::from_millis(first.elapsed().as_millis() as u64),
+                                lock_timeout,
+                                blockers: seen,
+                            }
+                        });
+                    }
+                    if *tries == 1 || (*tries).is_multiple_of(10) {
+                        on_try(&format!(
+                            "{scope} in {}: try {} lost a lock race ({}); trying again",
+                            t.database, tries, e
+                        ));
+                    }
+                    if side.is_none() {
+                        side = pg::connect(pg, cn, &t.database).await.ok();
+                    }
+                    tokio::time::sleep(pause).await;
+                    if e.sqlstate() == Some("XX000") {
+                        // Citus 11.3's "lock ... is already held" can leave a lock behind in the
+                        // backend that only its exit releases: try again on a new session.
+                        (c, pid, _, _) = open_session(pg, cn, scope, &t.database)
+                            .await
+                            .map_err(connect_err)?;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Each database's connection, to run statements inside the pause.
+    pub fn client(&self, database: &str) -> Option<&Client> {
+        self.held
+            .iter()
+            .find(|h| h.target.database == database)
+            .map(|h| &h.client)
+    }
+
+    pub fn databases(&self) -> impl Iterator<Item = &str> {
+        self.held.iter().map(|h| h.target.database.as_str())
+    }
+
+    pub fn held_for(&self) -> Duration {
+        self.held_since.elapsed()
+    }
+
+    /// How long the pause may still hold before the server ends it.
+    pub fn remaining(&self) -> Duration {
+        self.hold.saturating_sub(self.held_for())
+    }
+
+    /// End the pause without a change: ROLLBACK everywhere, whatever the method (the rename
+    /// is undone with it).
+    pub async fn release(self) {
+        release_all(self.held).await;
+    }
+
+    /// End the pause with a change: in each database, the caller's steps, then (rename) the
+    /// row's own name back unless a step rewrote that row, then COMMIT everywhere. When a
+    /// step fails, everything rolls back and nothing changes. Returns the steps that were run
+    /// per database, restores included.
+    pub async fn commit(
+        self,
+        steps: &dyn Fn(&str) -> Vec<Step>,
+        opts: &UpdateOptions,
+    ) -> Result<Vec<(String, Vec<Step>)>, (String, PgError)> {
+        let mut done = Vec::new();
+        for h in &self.held {
+            let mut mine = steps(&h.target.database);
+            if let Some(restore) = self.restore_step(&h.target, &mine) {
+                mine.push(restore);
+            }
+            for s in &mine {
+                if let Err(e) = run_step(&h.client, s, opts).await {
+                    let db = h.target.database.clone();
+                    release_all(self.held).await;
+                    return Err((db, e));
+                }
+            }
+            done.push((h.target.database.clone(), mine));
+        }
+        let mut first_err = None;
+        for h in self.held {
+            if let Err(e) = within(SLACK * 5, "COMMIT", h.client.batch_execute("COMMIT")).await
+                && first_err.is_none()
+            {
+                first_err = Some((h.target.database.clone(), e));
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(done),
+        }
+    }
+
+    fn restore_step(&self, t: &PauseTarget, steps: &[Step]) -> Option<Step> {
+        restore_step(self.method, t, steps)
+    }
+}
+
+/// The step that puts a renamed row's name back, when the plan does not rewrite that row.
+pub fn restore_step(method: PauseMethod, t: &PauseTarget, steps: &[Step]) -> Option<Step> {
+    if method != PauseMethod::Rename {
+        return None;
+    }
+    let rewritten = steps
+        .iter()
+        .any(|s| matches!(s, Step::UpdateNode { nodeid, .. } if *nodeid == t.nodeid));
+    (!rewritten).then(|| Step::UpdateNode {
+        nodeid: t.nodeid,
+        host: t.host.clone(),
+        port: t.port,
+    })
+}
+
+async fn release_all(held: Vec<Held>) {
+    for h in held {
+        let _ = within(SLACK * 5, "ROLLBACK", h.client.batch_execute("ROLLBACK")).await;
+    }
+}
+
+/// Of the sessions seen in the way, those that no longer exist: Citus terminated them.
+async fn still_gone(side: Option<&Client>, seen: &[Session]) -> Vec<Session> {
+    let Some(s) = side else {
+        return Vec::new();
+    };
+    if seen.is_empty() {
+        return Vec::new();
+    }
+    let pids: Vec<i32> = seen.iter().map(|x| x.pid).collect();
+    let alive: Vec<i32> = match within(
+        Duration::from_secs(2),
+        "pg_stat_activity",
+        s.query(
+            "SELECT pid FROM pg_catalog.pg_stat_activity WHERE pid = ANY ($1)",
+            &[&pids],
+        ),
+    )
+    .await
+    {
+        Ok(rows) => rows.iter().map(|r| r.get(0)).collect(),
+        Err(_) => return Vec::new(),
+    };
+    seen.iter()
+        .filter(|x| !alive.contains(&x.pid))
+        .cloned()
+        .collect()
+}
+
+/// When no try was watched: the client sessions with a transaction open, oldest first.
+async fn sessions_in_transaction(side: &Client, pause_pid: i32) -> Vec<Session> {
+    let rows = match within(
+        Duration::from_secs(2),
+        "pg_stat_activity",
+        side.query(
+            "SELECT a.pid, a.usename::text, a.application_name, host(a.client_addr), \
+                    (EXTRACT(epoch FROM clock_timestamp() - a.xact_start) * 1000)::bigint, a.state, left(a.query, 160) \
+               FROM pg_catalog.pg_stat_activity a \
+              WHERE a.backend_type = 'client backend' AND a.xact_start IS NOT NULL \
+                AND a.pid NOT IN ($1, pg_catalog.pg_backend_pid()) \
+              ORDER BY a.xact_start LIMIT 5",
+            &[&pause_pid],
+        ),
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(_) => return Vec::new(),
+    };
+    rows.iter()
+        .map(|r| Session {
+            pid: r.get(0),
+            user: r.get(1),
+            application: r.get(2),
+            client_addr: r.get(3),
+            xact_age_ms: r.get(4),
+            state: r.get(5),
+            query: r.get(6),
+        })
+        .collect()
+}
+
+/// The pause of a switchover or a restart, for the report.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PauseReport {
+    /// `function` (citus_pause_node_within_txn) or `rename` (Citus before 12.1).
+    pub method: PauseMethod,
+    pub tries: u32,
+    /// From the first try to holding every lock.
+    pub acquired_after_ms: Option<u64>,
+    /// From holding the locks to letting go.
+    pub held_ms: Option<u64>,
+    /// Sessions Citus terminated to get it (only with --terminate-after).
+    pub terminated: Vec<Session>,
+    /// Sessions in its way when it could not be had.
+    pub blockers: Vec<Session>,
+}
+
+impl PauseReport {
+    pub fn held(p: &GroupPause) -> PauseReport {
+        PauseReport {
+            method: p.method,
+            tries: p.tries,
+            acquired_after_ms: Some(p.acquired_after.as_millis() as u64),
+            held_ms: None,
+            terminated: p.terminated.clone(),
+            blockers: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target() -> PauseTarget {
+        PauseTarget {
+            database: "postgres".into(),
+            nodeid: 2,
+            host: "10.0.0.3".into(),
+            port: 5432,
+        }
+    }
+
+    #[test]
+    fn the_function_needs_no_restore() {
+        assert_eq!(restore_step(PauseMethod::Function, &target(), &[]), None);
+    }
+
+    #[test]
+    fn a_rename_is_put_back_unless_the_plan_rewrites_the_row() {
+        let back = Step::UpdateNode {
+            nodeid: 2,
+            host: "10.0.0.3".into(),
+            port: 5432,
+        };
+        assert_eq!(
+            restore_step(PauseMethod::Rename, &target(), &[]),
+            Some(back.clone())
+        );
+        // Another row's update does not count.
+        let other = Step::UpdateNode {
+            nodeid: 7,
+            host: "10.0.0.9".into(),
+            port: 5432,
+        };
+        assert_eq!(
+            restore_step(PauseMethod::Rename, &target(), std::slice::from_ref(&other)),
+            Some(back)
+        );
+        let moved = Step::UpdateNode {
+            nodeid: 2,
+            host: "10.0.0.4".into(),
+            port: 5432,
+        };
+        assert_eq!(restore_step(PauseMethod::Rename, &target(), &[moved]), None);
+    }
+
+    #[test]
+    fn one_try_stays_under_deadlock_timeout() {
+        assert_eq!(
+            lock_timeout_for(Duration::from_secs(1)),
+            Duration::from_millis(200)
+        );
+        assert_eq!(
+            lock_timeout_for(Duration::from_millis(100)),
+            Duration::from_millis(50)
+        );
+        assert_eq!(
+            lock_timeout_for(Duration::from_millis(1)),
+            Duration::from_millis(10)
+        );
+    }
+
+    #[test]
+    fn lock_races_are_retried_and_other_errors_are_not() {
+        let q = |code: &str, message: &str| PgError::Query {
+            code: Some(code.into()),
+            message: message.into(),
+        };
+        assert!(is_lock_conflict(&q(
+            "55P03",
+            "canceling statement due to lock timeout"
+        )));
+        assert!(is_lock_conflict(&q("40P01", "deadlock detected")));
+        assert!(is_lock_conflict(&q(
+            "XX000",
+            "lock AccessShareLock on object 5/16514/0 is already held"
+        )));
+        assert!(!is_lock_conflict(&q("XX000", "node 9 not found")));
+        assert!(!is_lock_conflict(&q("P0002", "node 9 not found")));
+    }
+
+    #[test]
+    fn a_session_names_who_and_what() {
+        let s = Session {
+            pid: 42,
+            user: Some("app".into()),
+            application: Some("pgbench".into()),
+            client_addr: Some("10.0.0.8".into()),
+            xact_age_ms: Some(12_345),
+            state: Some("idle in transaction".into()),
+            query: Some("UPDATE t\n   SET v = 1".into()),
+        };
+        assert_eq!(
+            s.to_string(),
+            "pid 42 (user app, application pgbench, from 10.0.0.8, transaction open 12.3 s, idle in transaction): UPDATE t SET v = 1"
+        );
+    }
+}
