@@ -33,6 +33,7 @@ use serde::Serialize;
 use tokio_postgres::Client;
 
 use crate::apply::{UpdateOptions, run_step};
+use crate::citus::DistNode;
 use crate::pg::{self, PgError, PgParams};
 use crate::plan::Step;
 use crate::topology::Endpoint;
@@ -58,6 +59,23 @@ pub struct PauseTarget {
 }
 
 impl PauseTarget {
+    /// The group's primary row in each database: what a pause of the group holds.
+    pub fn of_group(tables: &[(String, Vec<DistNode>)], groupid: i32) -> Vec<PauseTarget> {
+        tables
+            .iter()
+            .filter_map(|(db, rows)| {
+                rows.iter()
+                    .find(|r| r.groupid == groupid && r.is_primary())
+                    .map(|r| PauseTarget {
+                        database: db.clone(),
+                        nodeid: r.nodeid,
+                        host: r.nodename.clone(),
+                        port: u16::try_from(r.nodeport).unwrap_or(5432),
+                    })
+            })
+            .collect()
+    }
+
     pub fn demoted_name(&self) -> String {
         format!("{}-demoted", self.host)
     }
@@ -87,6 +105,21 @@ pub struct Session {
     pub state: Option<String>,
     /// The start of its current (or last) query.
     pub query: Option<String>,
+}
+
+impl Session {
+    /// A row of `pid, usename, application_name, client host, transaction age ms, state, query`.
+    fn of_row(r: &tokio_postgres::Row) -> Session {
+        Session {
+            pid: r.get(0),
+            user: r.get(1),
+            application: r.get(2),
+            client_addr: r.get(3),
+            xact_age_ms: r.get(4),
+            state: r.get(5),
+            query: r.get(6),
+        }
+    }
 }
 
 impl fmt::Display for Session {
@@ -295,17 +328,7 @@ async fn blockers(side: &Client, pid: i32) -> Vec<Session> {
         Ok(r) => r,
         Err(_) => return Vec::new(),
     };
-    rows.iter()
-        .map(|r| Session {
-            pid: r.get(0),
-            user: r.get(1),
-            application: r.get(2),
-            client_addr: r.get(3),
-            xact_age_ms: r.get(4),
-            state: r.get(5),
-            query: r.get(6),
-        })
-        .collect()
+    rows.iter().map(Session::of_row).collect()
 }
 
 /// A session for the pause: its pid, the method the server offers, its `deadlock_timeout` (ms),
@@ -756,17 +779,7 @@ async fn sessions_in_transaction(side: &Client, pause_pid: i32) -> Vec<Session> 
         Ok(r) => r,
         Err(_) => return Vec::new(),
     };
-    rows.iter()
-        .map(|r| Session {
-            pid: r.get(0),
-            user: r.get(1),
-            application: r.get(2),
-            client_addr: r.get(3),
-            xact_age_ms: r.get(4),
-            state: r.get(5),
-            query: r.get(6),
-        })
-        .collect()
+    rows.iter().map(Session::of_row).collect()
 }
 
 /// The pause of a switchover or a restart, for the report.

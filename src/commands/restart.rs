@@ -107,22 +107,9 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
             let mut held: Option<GroupPause> = None;
             if is_leader && g.kind == GroupKind::Worker && !args.no_pause {
                 let targets = match observe_parts(&ctx.topo, &client, &pg).await {
-                    Ok((_, tables, cn_ep)) => Ok((
-                        cn_ep,
-                        tables
-                            .iter()
-                            .filter_map(|(db, rows)| {
-                                rows.iter()
-                                    .find(|r| r.groupid == g.group_id && r.is_primary())
-                                    .map(|r| PauseTarget {
-                                        database: db.clone(),
-                                        nodeid: r.nodeid,
-                                        host: r.nodename.clone(),
-                                        port: u16::try_from(r.nodeport).unwrap_or(5432),
-                                    })
-                            })
-                            .collect::<Vec<_>>(),
-                    )),
+                    Ok((_, tables, cn_ep)) => {
+                        Ok((cn_ep, PauseTarget::of_group(&tables, g.group_id)))
+                    }
                     Err(e) => Err(format!(
                         "cannot reach the coordinator to pause {}: {e}",
                         g.scope

@@ -179,19 +179,7 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
         std::slice::from_ref(&group.scope),
         &[],
     );
-    let targets: Vec<PauseTarget> = tables
-        .iter()
-        .filter_map(|(db, rows)| {
-            rows.iter()
-                .find(|r| r.groupid == group.group_id && r.is_primary())
-                .map(|r| PauseTarget {
-                    database: db.clone(),
-                    nodeid: r.nodeid,
-                    host: r.nodename.clone(),
-                    port: u16::try_from(r.nodeport).unwrap_or(5432),
-                })
-        })
-        .collect();
+    let targets = PauseTarget::of_group(&tables, group.group_id);
     let pausing = group.kind == GroupKind::Worker
         && !args.no_pause
         && !targets.is_empty()
