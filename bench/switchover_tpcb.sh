@@ -67,7 +67,7 @@ for i in $(seq 1 "$RUNS"); do
     OLD=$(leader_of wk1); NEW=$(other_of wk1)
     sql "$CN" "TRUNCATE pgbench_history" >/dev/null
     logdir=$(mktemp -d)
-    (cd "$logdir" && "$PGBENCH" -n -c 4 -j 2 -T "$SECS" -P 1 -l --log-prefix=tx "${SCRIPT[@]}" \
+    (cd "$logdir" && "$PGBENCH" -n -c 4 -j 2 -T "$SECS" -P 1 -l --log-prefix=tx --verbose-errors "${SCRIPT[@]}" \
         -h "$(addr "$CN")" -U postgres postgres >out 2>&1) &
     pgb=$!
     sleep 3
@@ -91,12 +91,15 @@ for i in $(seq 1 "$RUNS"); do
     found=$(sql "$(leader_of cn)" "SELECT count(*) FROM pgbench_history")
     tps=$(sed -n 's/^progress: [0-9.]* s, \([0-9.]*\) tps.*/\1/p' "$logdir/out" | sort -n |
         awk '{a[NR]=$1} END { if (NR) printf "%.0f / %.0f", a[int((NR+1)/2)], a[1]; else printf "-" }')
-    longest=$(cat "$logdir"/tx.* 2>/dev/null | awk '$3 > m { m = $3 } END { printf "%.0f", m / 1000 }')
+    longest=$(cat "$logdir"/tx.* 2>/dev/null | awk '$3 ~ /^[0-9]+$/ && $3 + 0 > m { m = $3 + 0 } END { printf "%.0f", m / 1000 }')
     read -r pause held writable < <(echo "$out" | python3 -c '
 import json, sys
 r = json.load(sys.stdin); p = r.get("pause") or {}
 print("%s,%s" % (p.get("tries", "-"), p.get("acquired_after_ms", "-")), r.get("paused_ms", "-"), r.get("writable_after_ms", "-"))')
     echo "| $i | $code | $pause | $held | $writable | ${done_n:-?} | ${failed:-?} | $aborted | $tps | $longest | $([ "$found" = "$done_n" ] && echo yes || echo "NO ($found)") | $([ $listed = 0 ] && echo green || echo "exit $listed") |"
     if [ "$code" != 0 ]; then sed 's/^/    /' "$logdir/citusctl.err" >&2; fi
+    if [ "${failed:-0}" != 0 ]; then
+        grep -o 'ERROR: .*' "$logdir/out" | sort | uniq -c | sed 's/^/    pgbench: /' >&2
+    fi
     rm -rf "$logdir"
 done

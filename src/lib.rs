@@ -15,6 +15,7 @@ pub mod health;
 pub mod inventory;
 pub mod member_sql;
 pub mod observe;
+pub mod ops;
 pub mod output;
 pub mod patroni;
 pub mod pause;

@@ -235,7 +235,7 @@ const SLACK: Duration = Duration::from_secs(2);
 
 /// `lock_timeout` of one try: short, and under the server's `deadlock_timeout`.
 pub fn lock_timeout_for(deadlock_timeout: Duration) -> Duration {
-    (deadlock_timeout / 2).clamp(Duration::from_millis(10), Duration::from_millis(200))
+    (deadlock_timeout / 2).clamp(Duration::from_millis(10), Duration::from_millis(100))
 }
 
 /// Is this error the pause losing a lock race (nothing changed, try again)? Lock timeout,
@@ -316,6 +316,31 @@ const BLOCKERS_SQL: &str = "SELECT a.pid, a.usename::text, a.application_name, h
   FROM pg_catalog.pg_stat_activity a \
  WHERE a.pid = ANY (pg_catalog.pg_blocking_pids($1)) \
  ORDER BY a.xact_start NULLS LAST, a.pid";
+
+/// Does a session the pause waits for wait for the pause?
+async fn in_cycle(side: &Client, pid: i32) -> bool {
+    within(
+        Duration::from_secs(1),
+        "pg_blocking_pids",
+        side.query_one(
+            "SELECT EXISTS (SELECT 1 FROM unnest(pg_catalog.pg_blocking_pids($1)) b \
+                             WHERE $1 = ANY (pg_catalog.pg_blocking_pids(b)))",
+            &[&pid],
+        ),
+    )
+    .await
+    .is_ok_and(|r| r.get(0))
+}
+
+/// Cancel the pause's own try (it waits for a lock; nothing is held past the rollback).
+async fn cancel(side: &Client, pid: i32) {
+    let _ = within(
+        Duration::from_secs(1),
+        "pg_cancel_backend",
+        side.execute("SELECT pg_catalog.pg_cancel_backend($1)", &[&pid]),
+    )
+    .await;
+}
 
 async fn blockers(side: &Client, pid: i32) -> Vec<Session> {
     let rows = match within(
@@ -491,12 +516,8 @@ impl GroupPause {
             ),
         };
         let cooldown_ms = i32::try_from(cooldown.as_millis()).unwrap_or(i32::MAX);
-        // With force, whom Citus terminates is watched from the first try.
-        let mut side: Option<Client> = if force {
-            pg::connect(pg, cn, &t.database).await.ok()
-        } else {
-            None
-        };
+        // The watcher's session (see below), from the first try.
+        let mut side: Option<Client> = pg::connect(pg, cn, &t.database).await.ok();
         let mut seen: Vec<Session> = Vec::new();
         let first = Instant::now();
         loop {
@@ -512,27 +533,36 @@ impl GroupPause {
                 .await
                 .map_err(connect_err)?;
             let limit = lock_timeout + hold + SLACK;
-            // Who is in the way: asked from a second session while this try waits (once;
-            // with force, every 100 ms until the pause holds, to know whom Citus terminated).
+            // A second session watches this try every 10 ms. A client that already holds one of
+            // the group's shards and now waits for one the pause holds forms a cycle with it.
+            // PostgreSQL's own detector never fires (the try gives up before deadlock_timeout),
+            // but Citus's distributed deadlock detector (every 2 x deadlock_timeout) would, and it
+            // cancels the youngest *distributed* transaction in the cycle: the client's, never
+            // the pause's (which has no distributed transaction id). So the pause backs off the
+            // moment it closes a cycle, by cancelling its own try. The watcher also notes who is
+            // in the way, to name them when the budget runs out or Citus terminates them.
             let watched = std::cell::RefCell::new(Vec::new());
+            let backed_off = std::cell::Cell::new(false);
             let result = {
                 let attempt = call(&c, method, t, force, cooldown_ms, limit);
                 match &side {
                     Some(s) => {
                         let watch = async {
-                            tokio::time::sleep(
-                                lock_timeout.min(Duration::from_millis(100)) * 3 / 5,
-                            )
-                            .await;
+                            let mut n: u32 = 0;
                             loop {
-                                let b = blockers(s, pid).await;
-                                if !b.is_empty() {
-                                    *watched.borrow_mut() = b;
-                                }
-                                if !force {
+                                tokio::time::sleep(Duration::from_millis(10)).await;
+                                n += 1;
+                                if !force && in_cycle(s, pid).await {
+                                    backed_off.set(true);
+                                    cancel(s, pid).await;
                                     std::future::pending::<()>().await;
                                 }
-                                tokio::time::sleep(Duration::from_millis(100)).await;
+                                if n % 5 == 0 {
+                                    let b = blockers(s, pid).await;
+                                    if !b.is_empty() {
+                                        *watched.borrow_mut() = b;
+                                    }
+                                }
                             }
                         };
                         tokio::select! {
@@ -547,6 +577,16 @@ impl GroupPause {
             if !last.is_empty() {
                 seen = last;
             }
+            let result = match result {
+                // Our own cancel: a lost race like a lock timeout.
+                Err(e) if backed_off.get() && e.sqlstate() == Some("57014") => {
+                    Err(PgError::Query {
+                        code: Some("55P03".into()),
+                        message: "backed off: a client waited for the pause while the pause waited for it".into(),
+                    })
+                }
+                r => r,
+            };
             match result {
                 Ok(()) => {
                     // The pause holds; later statements of this transaction (the caller's
@@ -624,7 +664,7 @@ impl GroupPause {
                             t.database, tries, e
                         ));
                     }
-                    if side.is_none() {
+                    if side.as_ref().is_none_or(|s| s.is_closed()) {
                         side = pg::connect(pg, cn, &t.database).await.ok();
                     }
                     tokio::time::sleep(pause).await;
@@ -862,7 +902,7 @@ mod tests {
     fn one_try_stays_under_deadlock_timeout() {
         assert_eq!(
             lock_timeout_for(Duration::from_secs(1)),
-            Duration::from_millis(200)
+            Duration::from_millis(100)
         );
         assert_eq!(
             lock_timeout_for(Duration::from_millis(100)),

@@ -11,11 +11,13 @@
 
 use anyhow::bail;
 
-use super::resync::{MetadataReport, confirm, observe_parts};
+use super::metadata_report::{CONFIRM_HINT, MetadataReport};
 use crate::apply::{UpdateOptions, apply_database};
 use crate::context::Context;
 use crate::exit::Exit;
 use crate::member_sql::landing;
+use crate::ops::confirm;
+use crate::ops::observe::observe_parts;
 use crate::output::{self, Format};
 use crate::plan::{AddWorkerFacts, Refusal, plan_add_worker};
 use crate::topology::GroupKind;
@@ -139,7 +141,12 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
     }
     if !args.yes {
         output::print(&output::render(&report, Format::Pretty))?;
-        if !confirm(&format!("Register {} in pg_dist_node?", args.scope)).await? {
+        if !confirm::ask(
+            &format!("Register {} in pg_dist_node?", args.scope),
+            CONFIRM_HINT,
+        )
+        .await?
+        {
             crate::ui::say("Nothing changed.");
             return Ok(Exit::No);
         }

@@ -6,11 +6,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 
-use super::resync::{observe_parts, plan_checked_parts};
-use super::switchover::{SwitchoverReport, wait_writable};
+use super::switchover_report::SwitchoverReport;
 use crate::apply::{UpdateOptions, apply_database};
 use crate::context::Context;
 use crate::exit::Exit;
+use crate::ops::observe::observe_parts;
+use crate::ops::plan::plan_checked;
+use crate::ops::switchover::Outcome;
+use crate::ops::wait::wait_writable;
 use crate::output::{self, Format};
 
 /// Promote a member of a group whose leader is gone, then repair pg_dist_node at once.
@@ -91,20 +94,20 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
     }
     let exit = match answer {
         Ok((code, text)) if code == 200 || code == 503 => {
-            report.patroni = Some(text);
+            report.result.patroni = Some(text);
             None
         }
         Ok((code, text)) => {
-            report.patroni = Some(text.clone());
-            report.outcome = "refused".into();
-            report.error = Some(format!(
+            report.result.patroni = Some(text.clone());
+            report.result.outcome = Outcome::Refused;
+            report.result.error = Some(format!(
                 "Patroni refused the failover (HTTP {code}): {text}"
             ));
             Some(Exit::Refused)
         }
         Err(e) => {
-            report.outcome = "failed".into();
-            report.error = Some(e);
+            report.result.outcome = Outcome::Failed;
+            report.result.error = Some(e);
             Some(Exit::No)
         }
     };
@@ -125,8 +128,8 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
     .await
     .is_err()
     {
-        report.outcome = "failed".into();
-        report.error = Some(format!(
+        report.result.outcome = Outcome::Failed;
+        report.result.error = Some(format!(
             "{} is not writable after {}",
             cand.name,
             humantime::format_duration(args.timeout)
@@ -135,7 +138,7 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
         output::print(&output::render(&report, args.format))?;
         return Ok(Exit::No);
     }
-    report.writable_after_ms = Some(started.elapsed().as_millis() as u64);
+    report.result.writable_after_ms = Some(started.elapsed().as_millis() as u64);
     // Repair the group's rows as soon as Patroni shows the new leader.
     let deadline = Instant::now() + Duration::from_secs(30);
     let opts = UpdateOptions {
@@ -145,7 +148,7 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
     };
     loop {
         if let Ok((views, tables, cn_ep)) = observe_parts(&ctx.topo, &client, &pg).await {
-            let plan = plan_checked_parts(
+            let plan = plan_checked(
                 &ctx.topo,
                 &views,
                 &tables,
@@ -156,27 +159,28 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
             if plan.refused.is_empty() {
                 for db in &plan.databases {
                     if let Err(e) = apply_database(&pg, &cn_ep, db, opts).await {
-                        report.error = Some(format!("{}: {e}: run `citusctl resync`", db.database));
+                        report.result.error =
+                            Some(format!("{}: {e}: run `citusctl resync`", db.database));
                     }
                     for c in &db.changes {
-                        report.rows_changed.push(c.describe(&db.database));
+                        report.result.rows_changed.push(c.describe(&db.database));
                     }
                 }
                 break;
             }
         }
         if Instant::now() > deadline {
-            report.error =
+            report.result.error =
                 Some("pg_dist_node not repaired within 30 s: run `citusctl resync`".into());
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    report.new_leader = Some(cand.name.clone());
-    report.outcome = "switched".into();
+    report.result.new_leader = Some(cand.name.clone());
+    report.result.outcome = Outcome::Switched;
     report.total_ms = started.elapsed().as_millis() as u64;
     output::print(&output::render(&report, args.format))?;
-    Ok(if report.error.is_some() {
+    Ok(if report.result.error.is_some() {
         Exit::No
     } else {
         Exit::Ok

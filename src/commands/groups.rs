@@ -57,19 +57,11 @@ pub async fn confirm(yes: bool, question: String) -> anyhow::Result<bool> {
     if yes {
         return Ok(true);
     }
-    if !crate::ui::can_prompt() {
-        bail!(crate::UsageError(
-            "this changes the cluster and stdin is not a terminal: pass --yes".into()
-        ));
-    }
-    let a = tokio::task::spawn_blocking(move || {
-        dialoguer::Confirm::new()
-            .with_prompt(question)
-            .default(false)
-            .interact_opt()
-    })
-    .await??;
-    Ok(a == Some(true))
+    crate::ops::confirm::ask(
+        &question,
+        "this changes the cluster and stdin is not a terminal: pass --yes",
+    )
+    .await
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -8,11 +8,13 @@ mod groups;
 pub mod history;
 pub mod list;
 pub mod maintenance;
+mod metadata_report;
 pub mod reload;
 pub mod restart;
 pub mod resync;
 mod resync_watch;
 pub mod switchover;
+mod switchover_report;
 
 use crate::cli::{Cli, Command};
 use crate::context::Context;

@@ -10,12 +10,12 @@
 use std::time::Duration;
 
 use super::groups::{ActionReport, Selection, confirm};
-use super::resync::observe_parts;
-use super::switchover::wait_writable;
 use crate::context::Context;
 use crate::exit::Exit;
 use crate::health::group_view;
 use crate::observe::probe_groups;
+use crate::ops::observe::observe_parts;
+use crate::ops::wait::wait_writable;
 use crate::output::{self, Format};
 use crate::pause::{GroupPause, PauseOptions, PauseReport, PauseTarget};
 use crate::topology::GroupKind;

@@ -85,9 +85,9 @@ async fn tick(
     scopes: &[String],
     opts: UpdateOptions,
 ) -> Result<Tick, String> {
-    let (views, tables, coordinator) = super::resync::observe_parts(topo, client, pg).await?;
-    let mut plan = super::resync::plan_checked_parts(topo, &views, &tables, pg, scopes).await;
-    super::resync::plan_settings(topo, &views, &tables, pg, scopes, &mut plan).await;
+    let (views, tables, coordinator) = crate::ops::observe::observe_parts(topo, client, pg).await?;
+    let mut plan = crate::ops::plan::plan_checked(topo, &views, &tables, pg, scopes).await;
+    crate::ops::plan::plan_settings(topo, &views, &tables, pg, scopes, &mut plan).await;
     for db in &plan.databases {
         if db.steps.is_empty() {
             continue;

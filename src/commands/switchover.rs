@@ -13,23 +13,20 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
-use serde::Serialize;
-use serde_json::json;
+use anyhow::bail;
 
-use super::resync::{observe_parts, plan_settings};
-use crate::apply::{UpdateOptions, apply_database, apply_setting};
+use super::switchover_report::SwitchoverReport;
+
 use crate::context::Context;
 use crate::exit::Exit;
 use crate::health::GroupView;
-use crate::member_sql::landing;
-use crate::output::{self, Format, Render};
-use crate::patroni::{PatroniClient, Role};
-use crate::pause::{self, GroupPause, PauseMethod, PauseOptions, PauseReport, PauseTarget};
-use crate::pg::{self, PgParams};
-use crate::plan::switchover::{candidates, choose, view_after};
-use crate::plan::{MetadataPlan, plan_metadata};
-use crate::topology::{Endpoint, Group, GroupKind, Topology};
+use crate::ops::confirm;
+use crate::ops::switchover::{self as op, Outcome, Switchover, SwitchoverOptions};
+use crate::output::{self, Format};
+use crate::pause::{PauseMethod, PauseTarget};
+use crate::plan::MetadataPlan;
+use crate::plan::switchover::{candidates, choose};
+use crate::topology::{Group, GroupKind};
 
 /// Switch a group over to a replica; worker groups are paused in Citus meanwhile.
 #[derive(Debug, clap::Args)]
@@ -66,7 +63,7 @@ pub struct Args {
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub pause_timeout: Duration,
 
-    /// How long to keep trying to get the pause: each try waits at most 200 ms (under the
+    /// How long to keep trying to get the pause: each try waits at most 100 ms (under the
     /// server's deadlock_timeout) for the transactions in the way, then lets go and tries again,
     /// so that clients never wait long behind it. Past this, nothing changed: exit 4, and the
     /// sessions in the way are named.
@@ -87,376 +84,88 @@ pub struct Args {
     pub format: Format,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct SwitchoverReport {
-    pub format_version: u32,
-    pub scope: String,
-    pub old_leader: String,
-    pub new_leader: Option<String>,
-    /// `switched`, `scheduled`, `refused`, `rolled back`, `failed`.
-    pub outcome: String,
-    /// Patroni's own words (its reply is plain text).
-    pub patroni: Option<String>,
-    /// How long writes to the group were held (worker groups), from the moment the pause held.
-    pub paused_ms: Option<u64>,
-    /// The pause: its method, how it was had, whom it terminated, or who was in its way.
-    pub pause: Option<PauseReport>,
-    /// From the request to the new leader being writable.
-    pub writable_after_ms: Option<u64>,
-    pub total_ms: u64,
-    pub rows_changed: Vec<String>,
-    pub error: Option<String>,
-}
-
 pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
     let group = ctx.group(&args.scope)?;
     let client = ctx.patroni_writer()?;
     let pg = ctx.pg_params()?;
     let started = Instant::now();
-    let mut report = SwitchoverReport {
-        format_version: crate::status::FORMAT_VERSION,
-        scope: group.scope.clone(),
-        ..Default::default()
-    };
-    let finish = |mut r: SwitchoverReport, exit: Exit, format: Format| -> anyhow::Result<Exit> {
+    let mut report = SwitchoverReport::new(&group.scope);
+    let finish = |mut r: SwitchoverReport, format: Format| -> anyhow::Result<Exit> {
         r.total_ms = started.elapsed().as_millis() as u64;
         output::print(&output::render(&r, format))?;
-        Ok(exit)
+        Ok(r.exit())
+    };
+    let opts = SwitchoverOptions {
+        pause: !args.no_pause,
+        pause_timeout: args.pause_timeout,
+        pause_wait: args.pause_wait,
+        terminate_after: args.terminate_after,
+        scheduled: args.scheduled.clone(),
     };
 
-    let (views, tables, cn_ep) = match observe_parts(&ctx.topo, &client, &pg).await {
+    let observed = match op::observe(&ctx.topo, &client, &pg, &group.scope).await {
         Ok(o) => o,
         Err(why) => {
-            report.outcome = "refused".into();
-            report.error = Some(why);
-            return finish(report, Exit::Refused, args.format);
+            report.result = Switchover {
+                outcome: Outcome::Refused,
+                error: Some(why),
+                ..Default::default()
+            };
+            return finish(report, args.format);
         }
     };
-    let gi = ctx
-        .topo
-        .groups
-        .iter()
-        .position(|g| g.scope == group.scope)
-        .expect("exists");
-    let view = &views[gi];
-    let leader = match view.single_leader() {
-        Ok(l) => l.clone(),
-        Err(why) => {
-            report.outcome = "refused".into();
-            report.error = Some(format!(
-                "{why}: use `citusctl failover {} --candidate M`",
-                group.scope
-            ));
-            return finish(report, Exit::Refused, args.format);
-        }
-    };
-    report.old_leader = leader.name.clone();
-    let candidate = match pick_candidate(view, &args).await {
+    report.result.old_leader = observed.leader.name.clone();
+    let candidate = match pick_candidate(observed.view(), &args).await {
         Ok(c) => c,
         Err(e) => {
             if e.downcast_ref::<crate::UsageError>().is_some() {
                 return Err(e);
             }
-            report.outcome = "refused".into();
-            report.error = Some(e.to_string());
-            return finish(report, Exit::Refused, args.format);
+            report.result.outcome = Outcome::Refused;
+            report.result.error = Some(e.to_string());
+            return finish(report, args.format);
         }
     };
-    let cand_ep = view
-        .members
-        .iter()
-        .find(|m| m.name == candidate)
-        .map(|m| m.endpoint.clone())
-        .expect("candidate is a member");
-
-    // What pg_dist_node must look like once the candidate leads (direct mode: rows move).
-    let mut after = views.clone();
-    after[gi] = view_after(view, &candidate);
-    let meta = plan_metadata(
-        &ctx.topo,
-        &after,
-        &tables,
-        std::slice::from_ref(&group.scope),
-        &[],
-    );
-    let targets = PauseTarget::of_group(&tables, group.group_id);
-    let pausing = group.kind == GroupKind::Worker
-        && !args.no_pause
-        && !targets.is_empty()
-        && args.scheduled.is_none();
-    // The method is the coordinator's to decide (Citus 12.1+ has the function): say it first.
-    let method = if pausing {
-        match pause::method_on(&pg, &cn_ep, &targets[0].database).await {
-            Ok(m) => Some(m),
-            Err(e) => {
-                report.outcome = "refused".into();
-                report.error = Some(format!("cannot reach the coordinator leader: {e}"));
-                return finish(report, Exit::Refused, args.format);
-            }
+    let plan = match op::plan(&ctx.topo, &pg, observed, candidate.clone(), &opts).await {
+        Ok(p) => p,
+        Err(why) => {
+            report.result.outcome = Outcome::Refused;
+            report.result.error = Some(why);
+            return finish(report, args.format);
         }
-    } else {
-        None
     };
-
     say_plan(
         group,
-        &leader.name,
+        &plan.observed.leader.name,
         &candidate,
-        &meta,
-        method.zip(targets.first()),
+        &plan.meta,
+        plan.method.zip(plan.targets.first()),
         &args,
     );
     if args.dry_run {
-        report.outcome = "planned".into();
-        report.new_leader = Some(candidate);
-        return finish(report, Exit::Ok, args.format);
+        report.result.outcome = Outcome::Planned;
+        report.result.new_leader = Some(candidate);
+        return finish(report, args.format);
     }
-    if !(args.yes || args.force) {
-        if !crate::ui::can_prompt() {
-            bail!(crate::UsageError(
-                "a switchover needs confirmation and stdin is not a terminal: pass --yes".into()
-            ));
-        }
-        let q = format!(
-            "Switch {} over from {} to {}?",
-            group.scope, leader.name, candidate
-        );
-        let ok = tokio::task::spawn_blocking(move || {
-            dialoguer::Confirm::new()
-                .with_prompt(q)
-                .default(false)
-                .interact_opt()
-        })
-        .await??;
-        if ok != Some(true) {
-            crate::ui::say("Nothing changed.");
-            return Ok(Exit::No);
-        }
-    }
-
-    let leader_api = ctx.topo.groups[gi]
-        .member(&leader.name)
-        .map(|m| m.api.clone())
-        .context("leader not in inventory")?;
-    if let Some(at) = &args.scheduled {
-        let body = json!({"leader": leader.name, "candidate": candidate, "scheduled_at": at});
-        let (status, text) = client
-            .send(
-                reqwest::Method::POST,
-                &leader_api,
-                "switchover",
-                Some(&body),
-                Duration::from_secs(30),
-            )
-            .await?;
-        report.patroni = Some(text);
-        report.new_leader = Some(candidate);
-        report.outcome = if status == 202 {
-            "scheduled".into()
-        } else {
-            "refused".into()
-        };
-        if status == 202 {
-            crate::ui::say(
-                "warning: Patroni performs scheduled switchovers itself, without the Citus pause: writes to the group fail until pg_dist_node is repaired; keep `citusctl resync --watch` running.",
-            );
-        }
-        return finish(
-            report,
-            if status == 202 {
-                Exit::Ok
-            } else {
-                Exit::Refused
-            },
-            args.format,
-        );
+    if !args.yes
+        && !args.force
+        && !confirm::ask(
+            &format!(
+                "Switch {} over from {} to {}?",
+                group.scope, plan.observed.leader.name, candidate
+            ),
+            "a switchover needs confirmation and stdin is not a terminal: pass --yes",
+        )
+        .await?
+    {
+        crate::ui::say("Nothing changed.");
+        return Ok(Exit::No);
     }
 
     let progress = Progress::new();
-    let mut paused: Option<GroupPause> = None;
-    if pausing {
-        let opts = PauseOptions {
-            wait: args.pause_wait,
-            hold: args.pause_timeout,
-            terminate_after: args.terminate_after,
-        };
-        let said = |m: &str| progress.say(m);
-        match GroupPause::acquire(&pg, &cn_ep, &group.scope, &targets, &opts, &said).await {
-            Ok(p) => {
-                progress.say(&format!(
-                    "paused {} in {} ({}; {} tr{} in {} ms)",
-                    group.scope,
-                    p.databases().collect::<Vec<_>>().join(", "),
-                    p.method.describe(targets[0].nodeid),
-                    p.tries,
-                    if p.tries == 1 { "y" } else { "ies" },
-                    p.acquired_after.as_millis()
-                ));
-                for s in &p.terminated {
-                    progress.say(&format!("terminated by Citus to get the pause: {s}"));
-                }
-                report.pause = Some(PauseReport::held(&p));
-                paused = Some(p);
-            }
-            Err(e) => {
-                report.outcome = "refused".into();
-                report.pause = Some(PauseReport {
-                    method: method.unwrap_or(PauseMethod::Function),
-                    blockers: e.blockers().to_vec(),
-                    ..Default::default()
-                });
-                report.error = Some(e.to_string());
-                return finish(report, Exit::Refused, args.format);
-            }
-        }
-    }
-    let pause_started = paused
-        .as_ref()
-        .map(|p| p.held_since)
-        .unwrap_or_else(Instant::now);
-
-    // Ask Patroni, and wait for the candidate to become writable, whichever ends first.
-    let body = json!({"leader": leader.name, "candidate": candidate});
-    let post_timeout = args.pause_timeout + Duration::from_secs(5);
-    let post = client.send(
-        reqwest::Method::POST,
-        &leader_api,
-        "switchover",
-        Some(&body),
-        post_timeout,
-    );
-    tokio::pin!(post);
-    let wait = wait_writable(
-        &pg,
-        &ctx.topo.databases[0],
-        &cand_ep,
-        group.vip.as_ref().map(|v| v.rw.clone()),
-    );
-    tokio::pin!(wait);
-    let deadline = tokio::time::sleep(args.pause_timeout);
-    tokio::pin!(deadline);
-    progress.say(&format!(
-        "asked Patroni to switch {} over from {} to {}",
-        group.scope, leader.name, candidate
-    ));
-    let mut post_result: Option<(u16, String)> = None;
-    let writable_at = loop {
-        tokio::select! {
-            r = &mut post, if post_result.is_none() => {
-                match r {
-                    Ok((200, text)) => { progress.say(&format!("Patroni: {text}")); post_result = Some((200, text)); }
-                    // "Switchover status unknown": decide from what is true. Anything else with
-                    // 503 ("Switchover failed", "failed to write failover key") is a no.
-                    Ok((503, text)) if text.contains("unknown") => { progress.say(&format!("Patroni: {text} (503): watching the cluster to decide")); post_result = Some((503, text)); }
-                    Ok((status, text)) => {
-                        if let Some(p) = paused { p.release().await; }
-                        report.outcome = "refused".into();
-                        report.patroni = Some(text.clone());
-                        report.error = Some(format!("Patroni refused the switchover (HTTP {status}): {text}; the pause was rolled back, nothing changed"));
-                        return finish(report, Exit::Refused, args.format);
-                    }
-                    Err(e) => { progress.say(&format!("Patroni's reply: {e}: watching the cluster to decide")); post_result = Some((0, e.to_string())); }
-                }
-            }
-            _ = &mut wait => break Instant::now(),
-            _ = &mut deadline => {
-                if let Some(p) = paused { p.release().await; }
-                let state = group_state(&client, &ctx.topo.groups[gi]).await;
-                report.outcome = "rolled back".into();
-                report.patroni = post_result.map(|p| p.1);
-                report.error = Some(format!(
-                    "{} did not become writable within {}: the pause was rolled back (pg_dist_node unchanged). {} now: {state}. Patroni may still complete the switchover: `citusctl resync` then repairs pg_dist_node",
-                    candidate, humantime::format_duration(args.pause_timeout), group.scope
-                ));
-                return finish(report, Exit::No, args.format);
-            }
-        }
-    };
-    report.writable_after_ms = Some(writable_at.duration_since(pause_started).as_millis() as u64);
-    progress.say(&format!("{candidate} is writable"));
-
-    // Point the rows at the new leader inside the paused transactions, then commit.
-    let opts = UpdateOptions {
-        force: false,
-        lock_cooldown_ms: 0,
-        statement_timeout_ms: 30_000,
-    };
-    // (The coordinator's own rows are written on its new leader, by settle_coordinator below.)
-    let worker_dbs: &[crate::plan::DatabasePlan] = if group.kind == GroupKind::Coordinator {
-        &[]
-    } else {
-        &meta.databases
-    };
-    for dbp in worker_dbs {
-        for c in &dbp.changes {
-            report.rows_changed.push(c.describe(&dbp.database));
-        }
-        if paused
-            .as_ref()
-            .is_some_and(|p| p.client(&dbp.database).is_some())
-        {
-            continue;
-        }
-        // A database without a primary row to pause: its plan runs on its own.
-        if let Err(e) = apply_database(&pg, &cn_ep, dbp, opts).await {
-            report.error = Some(format!("{}: {e}: run `citusctl resync`", dbp.database));
-        }
-    }
-    if let Some(p) = paused {
-        let held_since = p.held_since;
-        let steps = |db: &str| {
-            worker_dbs
-                .iter()
-                .find(|d| d.database == db)
-                .map(|d| d.steps.clone())
-                .unwrap_or_default()
-        };
-        if let Err((db, e)) = p.commit(&steps, &opts).await {
-            report.outcome = "failed".into();
-            // `e` names the Citus call already.
-            report.error = Some(format!(
-                "{db}: {e}; the pause was rolled back: run `citusctl resync`"
-            ));
-            report.rows_changed.clear();
-            return finish(report, Exit::No, args.format);
-        }
-        report.paused_ms = Some(held_since.elapsed().as_millis() as u64);
-        if let Some(r) = report.pause.as_mut() {
-            r.held_ms = report.paused_ms;
-        }
-        progress.say(&format!(
-            "resumed {} after {} ms",
-            group.scope,
-            report.paused_ms.unwrap_or(0)
-        ));
-    }
-
-    // The coordinator: its own row and citus.use_secondary_nodes follow at once.
-    if group.kind == GroupKind::Coordinator
-        && let Err(e) = settle_coordinator(&ctx.topo, &client, &pg, &mut report).await
-    {
-        report.error = Some(e);
-    }
-    if post_result.is_none() {
-        // Patroni answers once its own poll sees the new leader: do not hold the exit for its words.
-        if let Ok((_, text)) = tokio::time::timeout(Duration::from_secs(2), &mut post)
-            .await
-            .unwrap_or(Ok((0, String::new())))
-            && !text.is_empty()
-        {
-            report.patroni = Some(text);
-        }
-    } else {
-        report.patroni = post_result.map(|p| p.1);
-    }
-    report.new_leader = Some(candidate);
-    report.outcome = "switched".into();
-    let exit = if report.error.is_some() {
-        Exit::No
-    } else {
-        Exit::Ok
-    };
-    finish(report, exit, args.format)
+    let say = |m: &str| progress.say(m);
+    report.result = op::execute(&ctx.topo, &client, &pg, plan, &opts, &say).await;
+    finish(report, args.format)
 }
 
 async fn pick_candidate(view: &GroupView, args: &Args) -> anyhow::Result<String> {
@@ -489,112 +198,6 @@ async fn pick_candidate(view: &GroupView, args: &Args) -> anyhow::Result<String>
     match i {
         Some(i) => Ok(eligible[i].clone()),
         None => bail!(crate::UsageError("no candidate chosen".into())),
-    }
-}
-
-/// Poll until the candidate answers `pg_is_in_recovery() = false` (and, in VIP mode, the RW VIP
-/// lands on a writable server). Every 10 ms on a kept connection (a promotion keeps sessions),
-/// so the pause ends as soon as it can.
-pub(super) async fn wait_writable(
-    pg: &PgParams,
-    db: &str,
-    candidate: &Endpoint,
-    rw_vip: Option<Endpoint>,
-) {
-    let mut quick = pg.clone();
-    quick.connect_timeout = Duration::from_millis(500);
-    let mut conn: Option<tokio_postgres::Client> = None;
-    loop {
-        if conn.as_ref().is_none_or(|c| c.is_closed()) {
-            conn = pg::connect(&quick, candidate, db).await.ok();
-        }
-        let writable = match &conn {
-            Some(c) => match c
-                .query_one("SELECT pg_catalog.pg_is_in_recovery()", &[])
-                .await
-            {
-                Ok(row) => !row.get::<_, bool>(0),
-                Err(_) => {
-                    conn = None;
-                    false
-                }
-            },
-            None => false,
-        };
-        let ok = writable
-            && match &rw_vip {
-                None => true,
-                Some(v) => matches!(landing(&quick, v, db).await, Ok(l) if !l.in_recovery),
-            };
-        if ok {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(if conn.is_some() { 10 } else { 50 })).await;
-    }
-}
-
-async fn group_state(client: &PatroniClient, g: &Group) -> String {
-    for m in &g.members {
-        if let Ok(doc) = client.cluster(&m.api).await {
-            return doc
-                .members
-                .iter()
-                .map(|x| {
-                    format!(
-                        "{} {} {}",
-                        x.name,
-                        Role::parse(&x.role).title().to_lowercase(),
-                        x.state
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
-        }
-    }
-    "no member answers".into()
-}
-
-async fn settle_coordinator(
-    topo: &Topology,
-    client: &PatroniClient,
-    pg: &PgParams,
-    report: &mut SwitchoverReport,
-) -> Result<(), String> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok((views, tables, cn_ep)) = observe_parts(topo, client, pg).await {
-            let scope = topo.coordinator().scope.clone();
-            let mut plan: MetadataPlan =
-                plan_metadata(topo, &views, &tables, std::slice::from_ref(&scope), &[]);
-            plan_settings(topo, &views, &tables, pg, &[], &mut plan).await;
-            let opts = UpdateOptions {
-                force: true,
-                lock_cooldown_ms: 2000,
-                statement_timeout_ms: 30_000,
-            };
-            for db in &plan.databases {
-                apply_database(pg, &cn_ep, db, opts)
-                    .await
-                    .map_err(|e| format!("{}: {e}", db.database))?;
-                for c in &db.changes {
-                    report.rows_changed.push(c.describe(&db.database));
-                }
-            }
-            for s in &plan.settings {
-                apply_setting(pg, s, &topo.databases[0], false)
-                    .await
-                    .map_err(|e| format!("{}: {e}", s.member))?;
-                report.rows_changed.push(format!(
-                    "{}: citus.use_secondary_nodes {} -> {} (new sessions)",
-                    s.member, s.now, s.wanted
-                ));
-            }
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err("the new coordinator leader's metadata could not be read within 30 s: run `citusctl resync`".into());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -657,54 +260,5 @@ impl Progress {
     }
     fn say(&self, msg: &str) {
         crate::ui::say(&format!("[{:>6.2}s] {msg}", self.0.elapsed().as_secs_f64()));
-    }
-}
-
-impl Render for SwitchoverReport {
-    fn pretty(&self) -> String {
-        let mut out = String::new();
-        match self.outcome.as_str() {
-            "switched" => {
-                out.push_str(&format!(
-                    "Switched {} over: {} -> {}\n",
-                    self.scope,
-                    self.old_leader,
-                    self.new_leader.as_deref().unwrap_or("?")
-                ));
-                if let Some(p) = self.paused_ms {
-                    out.push_str(&format!("  writes held: {p} ms\n"));
-                }
-                if let Some(w) = self.writable_after_ms {
-                    out.push_str(&format!("  new leader writable after: {w} ms\n"));
-                }
-                for r in &self.rows_changed {
-                    out.push_str(&format!("  {r}\n"));
-                }
-            }
-            "planned" => out.push_str(&format!(
-                "planned: {} -> {}; nothing done\n",
-                self.old_leader,
-                self.new_leader.as_deref().unwrap_or("?")
-            )),
-            other => out.push_str(&format!("{other}\n")),
-        }
-        if let Some(p) = &self.patroni {
-            out.push_str(&format!("  Patroni: {p}\n"));
-        }
-        if let Some(e) = &self.error {
-            out.push_str(&format!("  {e}\n"));
-        }
-        out.push_str(&format!("  total: {} ms\n", self.total_ms));
-        out
-    }
-    fn tsv(&self) -> String {
-        format!(
-            "scope\told_leader\tnew_leader\toutcome\tpaused_ms\n{}\t{}\t{}\t{}\t{}\n",
-            self.scope,
-            self.old_leader,
-            self.new_leader.as_deref().unwrap_or(""),
-            self.outcome,
-            self.paused_ms.map(|p| p.to_string()).unwrap_or_default()
-        )
     }
 }

@@ -1,0 +1,494 @@
+//! A Patroni switchover of one group, with the Citus pause around it (worker groups).
+//!
+//! Three steps, so that the command can show the plan and ask in between: [`observe`] (the live
+//! state, the group's single leader), [`plan`] (the rows once the candidate leads, the pause's
+//! targets and method), [`execute`] (pause, ask Patroni, wait for a writable leader, point the
+//! rows at it inside the pause, commit; or give up and roll back). Worker group: writes through
+//! the coordinator wait instead of failing. Coordinator group: it cannot pause itself; its own
+//! row and `citus.use_secondary_nodes` follow at once.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::json;
+
+use crate::apply::{UpdateOptions, apply_database, apply_setting};
+use crate::citus::DistNode;
+use crate::health::{GroupView, MemberView};
+use crate::ops::observe::observe_parts;
+use crate::ops::plan::plan_settings;
+use crate::ops::wait::{group_state, wait_writable};
+use crate::patroni::PatroniClient;
+use crate::pause::{self, GroupPause, PauseMethod, PauseOptions, PauseReport, PauseTarget};
+use crate::pg::PgParams;
+use crate::plan::switchover::view_after;
+use crate::plan::{DatabasePlan, MetadataPlan, plan_metadata};
+use crate::topology::{Endpoint, GroupKind, Topology};
+
+#[derive(Debug, Clone)]
+pub struct SwitchoverOptions {
+    /// Pause a worker group around the switchover (`--no-pause` turns it off).
+    pub pause: bool,
+    /// Longest the pause may hold.
+    pub pause_timeout: Duration,
+    /// Budget for getting the pause.
+    pub pause_wait: Duration,
+    /// Let Citus terminate the sessions in the pause's way after this long.
+    pub terminate_after: Option<Duration>,
+    /// Hand a scheduled switchover to Patroni (no pause).
+    pub scheduled: Option<String>,
+}
+
+/// How a switchover ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub enum Outcome {
+    #[default]
+    #[serde(rename = "planned")]
+    Planned,
+    #[serde(rename = "switched")]
+    Switched,
+    #[serde(rename = "scheduled")]
+    Scheduled,
+    /// Nothing changed: citusctl or Patroni said no.
+    #[serde(rename = "refused")]
+    Refused,
+    /// The new leader was not writable in time: the pause was rolled back.
+    #[serde(rename = "rolled back")]
+    RolledBack,
+    #[serde(rename = "failed")]
+    Failed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Planned => "planned",
+            Outcome::Switched => "switched",
+            Outcome::Scheduled => "scheduled",
+            Outcome::Refused => "refused",
+            Outcome::RolledBack => "rolled back",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+/// What happened, for the command's report.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Switchover {
+    pub old_leader: String,
+    pub new_leader: Option<String>,
+    pub outcome: Outcome,
+    /// Patroni's own words (its reply is plain text).
+    pub patroni: Option<String>,
+    /// How long writes to the group were held (worker groups), from the moment the pause held.
+    pub paused_ms: Option<u64>,
+    /// The pause: its method, how it was had, whom it terminated, or who was in its way.
+    pub pause: Option<PauseReport>,
+    /// From the pause holding (or the request) to the new leader being writable.
+    pub writable_after_ms: Option<u64>,
+    pub rows_changed: Vec<String>,
+    pub error: Option<String>,
+}
+
+impl Switchover {
+    fn refused(old_leader: &str, why: String) -> Switchover {
+        Switchover {
+            old_leader: old_leader.to_owned(),
+            outcome: Outcome::Refused,
+            error: Some(why),
+            ..Default::default()
+        }
+    }
+}
+
+/// The live state of the cluster, with the group's single leader.
+pub struct Observed {
+    pub views: Vec<GroupView>,
+    pub tables: Vec<(String, Vec<DistNode>)>,
+    pub coordinator: Endpoint,
+    /// The group's index in the topology (and in `views`).
+    pub index: usize,
+    pub leader: MemberView,
+}
+
+impl Observed {
+    pub fn view(&self) -> &GroupView {
+        &self.views[self.index]
+    }
+}
+
+/// Observe for a switchover of `scope`: refused (the reason) without one writable coordinator
+/// leader or without a single leader in the group.
+pub async fn observe(
+    topo: &Topology,
+    client: &PatroniClient,
+    pg: &PgParams,
+    scope: &str,
+) -> Result<Observed, String> {
+    let (views, tables, coordinator) = observe_parts(topo, client, pg).await?;
+    let index = topo
+        .groups
+        .iter()
+        .position(|g| g.scope == scope)
+        .expect("the command resolved the scope");
+    let leader = match views[index].single_leader() {
+        Ok(l) => l.clone(),
+        Err(why) => {
+            return Err(format!(
+                "{why}: use `citusctl failover {scope} --candidate M`"
+            ));
+        }
+    };
+    Ok(Observed {
+        views,
+        tables,
+        coordinator,
+        index,
+        leader,
+    })
+}
+
+/// What a switchover to `candidate` will do.
+pub struct Plan {
+    pub observed: Observed,
+    pub candidate: String,
+    candidate_pg: Endpoint,
+    /// `pg_dist_node` once the candidate leads (direct mode: rows move).
+    pub meta: MetadataPlan,
+    /// The rows the pause holds, one per database (none when not pausing).
+    pub targets: Vec<PauseTarget>,
+    /// How the coordinator pauses (None when not pausing).
+    pub method: Option<PauseMethod>,
+}
+
+pub async fn plan(
+    topo: &Topology,
+    pg: &PgParams,
+    observed: Observed,
+    candidate: String,
+    opts: &SwitchoverOptions,
+) -> Result<Plan, String> {
+    let group = &topo.groups[observed.index];
+    let view = observed.view();
+    let candidate_pg = view
+        .members
+        .iter()
+        .find(|m| m.name == candidate)
+        .map(|m| m.endpoint.clone())
+        .expect("the candidate is a member");
+    let mut after = observed.views.clone();
+    after[observed.index] = view_after(view, &candidate);
+    let meta = plan_metadata(
+        topo,
+        &after,
+        &observed.tables,
+        std::slice::from_ref(&group.scope),
+        &[],
+    );
+    let mut targets = PauseTarget::of_group(&observed.tables, group.group_id);
+    let pausing = group.kind == GroupKind::Worker
+        && opts.pause
+        && !targets.is_empty()
+        && opts.scheduled.is_none();
+    if !pausing {
+        targets.clear();
+    }
+    // The method is the coordinator's to decide (Citus 12.1+ has the function): say it first.
+    let method = match targets.first() {
+        Some(t) => Some(
+            pause::method_on(pg, &observed.coordinator, &t.database)
+                .await
+                .map_err(|e| format!("cannot reach the coordinator leader: {e}"))?,
+        ),
+        None => None,
+    };
+    Ok(Plan {
+        observed,
+        candidate,
+        candidate_pg,
+        meta,
+        targets,
+        method,
+    })
+}
+
+/// Run the planned switchover. `progress` hears one line per step.
+pub async fn execute(
+    topo: &Topology,
+    client: &PatroniClient,
+    pg: &PgParams,
+    plan: Plan,
+    opts: &SwitchoverOptions,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Switchover {
+    let group = &topo.groups[plan.observed.index];
+    let leader = &plan.observed.leader;
+    let candidate = plan.candidate.clone();
+    let cn_ep = plan.observed.coordinator.clone();
+    let Some(leader_api) = group.member(&leader.name).map(|m| m.api.clone()) else {
+        return Switchover::refused(
+            &leader.name,
+            format!(
+                "{} leads {} but is not in the inventory: nothing changed",
+                leader.name, group.scope
+            ),
+        );
+    };
+    let mut out = Switchover {
+        old_leader: leader.name.clone(),
+        new_leader: Some(candidate.clone()),
+        ..Default::default()
+    };
+
+    if let Some(at) = &opts.scheduled {
+        let body = json!({"leader": leader.name, "candidate": candidate, "scheduled_at": at});
+        match client
+            .send(
+                reqwest::Method::POST,
+                &leader_api,
+                "switchover",
+                Some(&body),
+                Duration::from_secs(30),
+            )
+            .await
+        {
+            Ok((status, text)) => {
+                out.patroni = Some(text);
+                out.outcome = if status == 202 {
+                    crate::ui::say(
+                        "warning: Patroni performs scheduled switchovers itself, without the Citus pause: writes to the group fail until pg_dist_node is repaired; keep `citusctl resync --watch` running.",
+                    );
+                    Outcome::Scheduled
+                } else {
+                    Outcome::Refused
+                };
+            }
+            Err(e) => {
+                out.outcome = Outcome::Failed;
+                out.error = Some(e.to_string());
+            }
+        }
+        return out;
+    }
+
+    let mut paused: Option<GroupPause> = None;
+    if !plan.targets.is_empty() {
+        let popts = PauseOptions {
+            wait: opts.pause_wait,
+            hold: opts.pause_timeout,
+            terminate_after: opts.terminate_after,
+        };
+        match GroupPause::acquire(pg, &cn_ep, &group.scope, &plan.targets, &popts, progress).await {
+            Ok(p) => {
+                progress(&format!(
+                    "paused {} in {} ({}; {} tr{} in {} ms)",
+                    group.scope,
+                    p.databases().collect::<Vec<_>>().join(", "),
+                    p.method.describe(plan.targets[0].nodeid),
+                    p.tries,
+                    if p.tries == 1 { "y" } else { "ies" },
+                    p.acquired_after.as_millis()
+                ));
+                for s in &p.terminated {
+                    progress(&format!("terminated by Citus to get the pause: {s}"));
+                }
+                out.pause = Some(PauseReport::held(&p));
+                paused = Some(p);
+            }
+            Err(e) => {
+                out.outcome = Outcome::Refused;
+                out.pause = Some(PauseReport {
+                    method: plan.method.unwrap_or_default(),
+                    blockers: e.blockers().to_vec(),
+                    ..Default::default()
+                });
+                out.error = Some(e.to_string());
+                return out;
+            }
+        }
+    }
+    let pause_started = paused
+        .as_ref()
+        .map(|p| p.held_since)
+        .unwrap_or_else(Instant::now);
+
+    // Ask Patroni, and wait for the candidate to become writable, whichever ends first.
+    let body = json!({"leader": leader.name, "candidate": candidate});
+    let post = client.send(
+        reqwest::Method::POST,
+        &leader_api,
+        "switchover",
+        Some(&body),
+        opts.pause_timeout + Duration::from_secs(5),
+    );
+    tokio::pin!(post);
+    let wait = wait_writable(
+        pg,
+        &topo.databases[0],
+        &plan.candidate_pg,
+        group.vip.as_ref().map(|v| v.rw.clone()),
+    );
+    tokio::pin!(wait);
+    let deadline = tokio::time::sleep(opts.pause_timeout);
+    tokio::pin!(deadline);
+    progress(&format!(
+        "asked Patroni to switch {} over from {} to {}",
+        group.scope, leader.name, candidate
+    ));
+    let mut post_result: Option<(u16, String)> = None;
+    let writable_at = loop {
+        tokio::select! {
+            r = &mut post, if post_result.is_none() => {
+                match r {
+                    Ok((200, text)) => { progress(&format!("Patroni: {text}")); post_result = Some((200, text)); }
+                    // "Switchover status unknown": decide from what is true. Anything else with
+                    // 503 ("Switchover failed", "failed to write failover key") is a no.
+                    Ok((503, text)) if text.contains("unknown") => { progress(&format!("Patroni: {text} (503): watching the cluster to decide")); post_result = Some((503, text)); }
+                    Ok((status, text)) => {
+                        if let Some(p) = paused { p.release().await; }
+                        out.outcome = Outcome::Refused;
+                        out.patroni = Some(text.clone());
+                        out.error = Some(format!("Patroni refused the switchover (HTTP {status}): {text}; the pause was rolled back, nothing changed"));
+                        return out;
+                    }
+                    Err(e) => { progress(&format!("Patroni's reply: {e}: watching the cluster to decide")); post_result = Some((0, e.to_string())); }
+                }
+            }
+            _ = &mut wait => break Instant::now(),
+            _ = &mut deadline => {
+                if let Some(p) = paused { p.release().await; }
+                let state = group_state(client, group).await;
+                out.outcome = Outcome::RolledBack;
+                out.patroni = post_result.map(|p| p.1);
+                out.error = Some(format!(
+                    "{} did not become writable within {}: the pause was rolled back (pg_dist_node unchanged). {} now: {state}. Patroni may still complete the switchover: `citusctl resync` then repairs pg_dist_node",
+                    candidate, humantime::format_duration(opts.pause_timeout), group.scope
+                ));
+                return out;
+            }
+        }
+    };
+    out.writable_after_ms = Some(writable_at.duration_since(pause_started).as_millis() as u64);
+    progress(&format!("{candidate} is writable"));
+
+    // Point the rows at the new leader inside the paused transactions, then commit.
+    let uopts = UpdateOptions {
+        force: false,
+        lock_cooldown_ms: 0,
+        statement_timeout_ms: 30_000,
+    };
+    // (The coordinator's own rows are written on its new leader, by settle_coordinator below.)
+    let worker_dbs: &[DatabasePlan] = if group.kind == GroupKind::Coordinator {
+        &[]
+    } else {
+        &plan.meta.databases
+    };
+    for dbp in worker_dbs {
+        for c in &dbp.changes {
+            out.rows_changed.push(c.describe(&dbp.database));
+        }
+        if paused
+            .as_ref()
+            .is_some_and(|p| p.client(&dbp.database).is_some())
+        {
+            continue;
+        }
+        // A database without a primary row to pause: its plan runs on its own.
+        if let Err(e) = apply_database(pg, &cn_ep, dbp, uopts).await {
+            out.error = Some(format!("{}: {e}: run `citusctl resync`", dbp.database));
+        }
+    }
+    if let Some(p) = paused {
+        let held_since = p.held_since;
+        let steps = |db: &str| {
+            worker_dbs
+                .iter()
+                .find(|d| d.database == db)
+                .map(|d| d.steps.clone())
+                .unwrap_or_default()
+        };
+        if let Err((db, e)) = p.commit(&steps, &uopts).await {
+            out.outcome = Outcome::Failed;
+            // `e` names the Citus call already.
+            out.error = Some(format!(
+                "{db}: {e}; the pause was rolled back: run `citusctl resync`"
+            ));
+            out.rows_changed.clear();
+            return out;
+        }
+        out.paused_ms = Some(held_since.elapsed().as_millis() as u64);
+        if let Some(r) = out.pause.as_mut() {
+            r.held_ms = out.paused_ms;
+        }
+        progress(&format!(
+            "resumed {} after {} ms",
+            group.scope,
+            out.paused_ms.unwrap_or(0)
+        ));
+    }
+
+    // The coordinator: its own row and citus.use_secondary_nodes follow at once.
+    if group.kind == GroupKind::Coordinator
+        && let Err(e) = settle_coordinator(topo, client, pg, &mut out).await
+    {
+        out.error = Some(e);
+    }
+    if post_result.is_none() {
+        // Patroni answers once its own poll sees the new leader: do not hold the exit for its words.
+        if let Ok((_, text)) = tokio::time::timeout(Duration::from_secs(2), &mut post)
+            .await
+            .unwrap_or(Ok((0, String::new())))
+            && !text.is_empty()
+        {
+            out.patroni = Some(text);
+        }
+    } else {
+        out.patroni = post_result.map(|p| p.1);
+    }
+    out.outcome = Outcome::Switched;
+    out
+}
+
+async fn settle_coordinator(
+    topo: &Topology,
+    client: &PatroniClient,
+    pg: &PgParams,
+    out: &mut Switchover,
+) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok((views, tables, cn_ep)) = observe_parts(topo, client, pg).await {
+            let scope = topo.coordinator().scope.clone();
+            let mut plan: MetadataPlan =
+                plan_metadata(topo, &views, &tables, std::slice::from_ref(&scope), &[]);
+            plan_settings(topo, &views, &tables, pg, &[], &mut plan).await;
+            let opts = UpdateOptions {
+                force: true,
+                lock_cooldown_ms: 2000,
+                statement_timeout_ms: 30_000,
+            };
+            for db in &plan.databases {
+                apply_database(pg, &cn_ep, db, opts)
+                    .await
+                    .map_err(|e| format!("{}: {e}", db.database))?;
+                for c in &db.changes {
+                    out.rows_changed.push(c.describe(&db.database));
+                }
+            }
+            for s in &plan.settings {
+                apply_setting(pg, s, &topo.databases[0], false)
+                    .await
+                    .map_err(|e| format!("{}: {e}", s.member))?;
+                out.rows_changed.push(format!(
+                    "{}: citus.use_secondary_nodes {} -> {} (new sessions)",
+                    s.member, s.now, s.wanted
+                ));
+            }
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err("the new coordinator leader's metadata could not be read within 30 s: run `citusctl resync`".into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
