@@ -356,6 +356,31 @@ async fn blockers(side: &Client, pid: i32) -> Vec<Session> {
     rows.iter().map(Session::of_row).collect()
 }
 
+/// Makes this try a distributed transaction of its own, as young as can be: Citus's
+/// distributed deadlock detector cancels the youngest distributed transaction of a cycle, so
+/// that is the pause's try (retried) rather than a client's transaction. A transaction without a
+/// distributed id counts as the oldest there, and a client would be cancelled instead. Citus's
+/// `create_intermediate_result` assigns the id (`UseCoordinatedTransaction`) and writes one
+/// local row to a file that the transaction's end removes; it exists from Citus 8 to 14.
+const YOUNGEST_SQL: &str =
+    "; SELECT pg_catalog.create_intermediate_result('citusctl_pause', 'SELECT 1')";
+
+async fn offers_distributed_id(pg: &PgParams, cn: &Endpoint, db: &str) -> bool {
+    let Ok(c) = pg::connect(pg, cn, db).await else {
+        return false;
+    };
+    within(
+        Duration::from_secs(10),
+        "looking up create_intermediate_result",
+        c.query_one(
+            "SELECT pg_catalog.to_regprocedure('pg_catalog.create_intermediate_result(text,text)') IS NOT NULL",
+            &[],
+        ),
+    )
+    .await
+    .is_ok_and(|r| r.get(0))
+}
+
 /// A session for the pause: its pid, the method the server offers, its `deadlock_timeout` (ms),
 /// and server-side bounds that outlive this process: a dead network is noticed in seconds, not
 /// hours (TCP keepalives, `tcp_user_timeout`; all user-settable, the values are our own).
@@ -501,6 +526,7 @@ impl GroupPause {
             database: t.database.clone(),
             source,
         };
+        let distributed_id = offers_distributed_id(pg, cn, &t.database).await;
         let (mut c, mut pid, method, deadlock_ms) = open_session(pg, cn, scope, &t.database)
             .await
             .map_err(connect_err)?;
@@ -524,10 +550,11 @@ impl GroupPause {
             *tries += 1;
             let setup = format!(
                 "BEGIN; SET LOCAL lock_timeout = {}; SET LOCAL statement_timeout = {}; \
-                 SET LOCAL idle_in_transaction_session_timeout = {}",
+                 SET LOCAL idle_in_transaction_session_timeout = {}{}",
                 ms(lock_timeout),
                 ms(hold),
-                ms(hold + SLACK)
+                ms(hold + SLACK),
+                if distributed_id { YOUNGEST_SQL } else { "" }
             );
             within(Duration::from_secs(10), "BEGIN", c.batch_execute(&setup))
                 .await
