@@ -584,7 +584,7 @@ impl GroupPause {
                                     cancel(s, pid).await;
                                     std::future::pending::<()>().await;
                                 }
-                                if n % 5 == 0 {
+                                if n.is_multiple_of(5) {
                                     let b = blockers(s, pid).await;
                                     if !b.is_empty() {
                                         *watched.borrow_mut() = b;

@@ -136,7 +136,7 @@ fn group<'a>(v: &'a Value, scope: &str) -> &'a Value {
         .unwrap()
 }
 
-fn primary_row<'a>(g: &'a Value) -> &'a Value {
+fn primary_row(g: &Value) -> &Value {
     g["pg_dist_node"]
         .as_array()
         .unwrap()
@@ -600,7 +600,7 @@ fn resync_watch_repairs_a_switchover_by_itself_and_stops_on_sigterm() {
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(log.contains("resync controller for"), "{log}");
     assert!(
-        log.contains(&format!("wk2 primary row"))
+        log.contains("wk2 primary row")
             && log.contains(&format!("-> {}:5432", c.addr(&new))),
         "{log}"
     );
@@ -1000,7 +1000,8 @@ fn refused_and_unfinished_switchovers_exit_non_zero_and_change_nothing() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert_eq!(dist_rows(&c, &cn_leader), before);
 
-    // The new leader cannot be writable within 200 ms: the pause is rolled back and said so.
+    // The new leader cannot be writable within 200 ms: the pause is let go, citusctl watches
+    // Patroni finish and repairs the rows itself, and says that writes failed meanwhile (exit 1).
     let r = run(c.citusctl().args([
         "switchover",
         "wk2",
@@ -1012,31 +1013,18 @@ fn refused_and_unfinished_switchovers_exit_non_zero_and_change_nothing() {
     ]));
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     let rep: Value = serde_json::from_str(&r.stdout).unwrap();
-    assert_eq!(rep["outcome"], "rolled back");
-    assert!(
-        rep["error"]
-            .as_str()
-            .unwrap()
-            .contains("the pause was rolled back (pg_dist_node unchanged)"),
-        "{rep}"
+    assert_eq!(rep["outcome"], "switched without the pause", "{rep}");
+    let error = rep["error"].as_str().unwrap();
+    assert!(error.contains("the pause was lost"), "{rep}");
+    assert!(error.contains("writes to wk2 were not held"), "{rep}");
+    // Right away, with no other command: the row names the new leader.
+    let (_, v) = c.list_json(&[]);
+    assert_ne!(c.leader_of(&v, "wk2"), leader);
+    assert_eq!(group(&v, "wk2")["verdict"], "ok", "{v}");
+    assert_eq!(
+        primary_row(group(&v, "wk2"))["nodename"],
+        c.addr(&c.leader_of(&v, "wk2"))
     );
-    assert_eq!(dist_rows(&c, &cn_leader), before);
-    // Patroni goes on with its switchover; resync then repairs the row.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (_, v) = c.list_json(&[]);
-        if v["groups"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|g| g["leader"].is_string())
-            && c.leader_of(&v, "wk2") != leader
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(300));
-    }
     let r = run(c.citusctl().args(["resync", "--yes"]));
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     c.wait_ok();
@@ -1509,5 +1497,211 @@ fn a_long_transaction_stops_the_pause_before_patroni_is_asked_unless_terminating
     );
     let (_, v) = c.list_json(&[]);
     assert_ne!(c.leader_of(&v, "wk1"), old);
+    c.wait_ok();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The pause guard: refusals before anything is held, and Ctrl-C.
+
+#[test]
+fn a_wrong_patroni_password_is_refused_before_the_group_is_paused() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = cluster();
+    let v = c.wait_ok();
+    let cn = c.leader_of(&v, "cn");
+    let old = c.leader_of(&v, "wk1");
+    let before = dist_rows_full(&c, &cn);
+    let r = run(c
+        .citusctl()
+        .env("PATRONI_PASSWORD", "not-the-password")
+        .args(["switchover", "wk1", "--yes", "-f", "json"]));
+    assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
+    let rep: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(rep["outcome"], "refused");
+    let error = rep["error"].as_str().unwrap();
+    assert!(error.contains("HTTP 401"), "{rep}");
+    assert!(error.contains("checked before pausing"), "{rep}");
+    // Writes were never held: no pause was taken at all.
+    assert!(rep["pause"].is_null(), "{rep}");
+    assert!(rep["paused_ms"].is_null(), "{rep}");
+    assert!(!r.stderr.contains("paused wk1"), "{}", r.stderr);
+    assert_eq!(dist_rows_full(&c, &cn), before);
+    let (_, v) = c.list_json(&[]);
+    assert_eq!(c.leader_of(&v, "wk1"), old);
+}
+
+#[test]
+fn ctrl_c_while_the_pause_is_being_had_lets_it_go_and_exits_130() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = cluster();
+    let v = c.wait_ok();
+    let cn = c.leader_of(&v, "cn");
+    let old = c.leader_of(&v, "wk1");
+    let before = dist_rows_full(&c, &cn);
+    let mut writer = long_writer(&c, &cn);
+    std::thread::sleep(Duration::from_millis(500));
+    let mut child = c
+        .citusctl()
+        .args([
+            "switchover",
+            "wk1",
+            "--yes",
+            "--pause-wait",
+            "30s",
+            "-f",
+            "json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Trying (and losing to the writer) for a while: a pause session exists on the coordinator.
+    let pauses = || {
+        c.sql(
+            &cn,
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'citusctl pause%'",
+        )
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pauses() == "0" {
+        assert!(Instant::now() < deadline, "no pause session appeared");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "citusctl did not stop on SIGINT");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rep: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rep["outcome"], "interrupted");
+    // Nothing is left holding the group, nothing changed, Patroni was not asked.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while pauses() != "0" {
+        assert!(
+            Instant::now() < deadline,
+            "a pause session outlived citusctl"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(dist_rows_full(&c, &cn), before);
+    let (_, v) = c.list_json(&[]);
+    assert_eq!(c.leader_of(&v, "wk1"), old);
+    assert!(
+        writer.try_wait().unwrap().is_none(),
+        "the writer must live on"
+    );
+    c.sql(
+        &cn,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)'",
+    );
+    let _ = writer.wait();
+    c.wait_ok();
+}
+
+#[test]
+fn a_frozen_client_does_not_hold_the_group_and_repairs_the_rows_when_it_wakes() {
+    use std::io::BufRead;
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = cluster();
+    let v = c.wait_ok();
+    let cn = c.leader_of(&v, "cn");
+    let old = c.leader_of(&v, "wk1");
+    let mut child = c
+        .citusctl()
+        .args([
+            "switchover",
+            "wk1",
+            "--yes",
+            "--pause-timeout",
+            "3s",
+            "-f",
+            "json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut said = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "citusctl ended early:\n{said}"
+        );
+        said.push_str(&line);
+        if line.contains("asked Patroni") {
+            break;
+        }
+    }
+    // Patroni has the request; freeze citusctl as a laptop lid or a hung SSH session would.
+    std::thread::sleep(Duration::from_millis(300));
+    let signal = |sig: &str| {
+        assert!(
+            Command::new("kill")
+                .args([sig, &child.id().to_string()])
+                .status()
+                .unwrap()
+                .success()
+        )
+    };
+    signal("-STOP");
+    let stopped = Instant::now();
+    // The coordinator ends the pause by itself (idle_in_transaction_session_timeout).
+    let pauses = || {
+        c.sql(
+            &cn,
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'citusctl pause%'",
+        )
+    };
+    while pauses() != "0" {
+        assert!(
+            stopped.elapsed() < Duration::from_secs(3 + 3),
+            "the pause outlived --pause-timeout + 3 s with the client frozen"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let ended_after = stopped.elapsed();
+    std::thread::sleep(Duration::from_millis(500));
+    signal("-CONT");
+    let woke = Instant::now();
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut err, &mut rest);
+    let out = child.wait_with_output().unwrap();
+    let took = woke.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{said}{rest}");
+    let rep: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(rep["outcome"], "switched without the pause", "{rep}");
+    // With no other command, within 5 s of waking: the rows name the new leader.
+    assert!(took < Duration::from_secs(5), "took {took:?} after waking");
+    eprintln!(
+        "frozen client: pause ended by the server {ended_after:?} after SIGSTOP; exit {took:?} after SIGCONT; {}",
+        rep["error"]
+    );
+    let (_, v) = c.list_json(&[]);
+    let new = c.leader_of(&v, "wk1");
+    assert_ne!(new, old);
+    assert_eq!(group(&v, "wk1")["verdict"], "ok", "{v}");
+    assert_eq!(primary_row(group(&v, "wk1"))["nodename"], c.addr(&new));
     c.wait_ok();
 }

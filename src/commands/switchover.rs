@@ -164,7 +164,21 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
 
     let progress = Progress::new();
     let say = |m: &str| progress.say(m);
-    report.result = op::execute(&ctx.topo, &client, &pg, plan, &opts, &say).await;
+    let old_leader = plan.observed.leader.name.clone();
+    report.result = tokio::select! {
+        r = op::execute(&ctx.topo, &client, &pg, plan, &opts, &say) => r,
+        _ = tokio::signal::ctrl_c() => {
+            // Dropping the switchover dropped the pause: its sessions close and the server
+            // rolls back (the rename with it). Give their tasks a moment to say goodbye.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Switchover {
+                old_leader,
+                outcome: Outcome::Interrupted,
+                error: Some("interrupted: the pause was let go (rolled back, pg_dist_node unchanged); if Patroni had been asked it finishes the switchover by itself: `citusctl list` shows the state, `citusctl resync` repairs the rows".into()),
+                ..Default::default()
+            }
+        }
+    };
     finish(report, args.format)
 }
 

@@ -31,7 +31,11 @@ impl SwitchoverReport {
             Outcome::Planned | Outcome::Scheduled => Exit::Ok,
             Outcome::Switched if self.result.error.is_none() => Exit::Ok,
             Outcome::Refused => Exit::Refused,
-            Outcome::Switched | Outcome::RolledBack | Outcome::Failed => Exit::No,
+            Outcome::Interrupted => Exit::Interrupted,
+            Outcome::Switched
+            | Outcome::SwitchedWithoutPause
+            | Outcome::RolledBack
+            | Outcome::Failed => Exit::No,
         }
     }
 }
@@ -40,10 +44,15 @@ impl Render for SwitchoverReport {
     fn pretty(&self) -> String {
         let mut out = String::new();
         match self.result.outcome {
-            Outcome::Switched => {
+            Outcome::Switched | Outcome::SwitchedWithoutPause => {
                 out.push_str(&format!(
-                    "Switched {} over: {} -> {}\n",
+                    "Switched {} over{}: {} -> {}\n",
                     self.scope,
+                    if self.result.outcome == Outcome::SwitchedWithoutPause {
+                        " WITHOUT the pause (writes failed for a while)"
+                    } else {
+                        ""
+                    },
                     self.result.old_leader,
                     self.result.new_leader.as_deref().unwrap_or("?")
                 ));

@@ -15,8 +15,8 @@ use serde_json::json;
 use crate::apply::{UpdateOptions, apply_database, apply_setting};
 use crate::citus::DistNode;
 use crate::health::{GroupView, MemberView};
-use crate::ops::observe::observe_parts;
-use crate::ops::plan::plan_settings;
+use crate::ops::observe::{observe_for_write, observe_parts};
+use crate::ops::plan::{plan_checked, plan_settings};
 use crate::ops::wait::{group_state, wait_writable};
 use crate::patroni::PatroniClient;
 use crate::pause::{self, GroupPause, PauseMethod, PauseOptions, PauseReport, PauseTarget};
@@ -52,11 +52,19 @@ pub enum Outcome {
     /// Nothing changed: citusctl or Patroni said no.
     #[serde(rename = "refused")]
     Refused,
-    /// The new leader was not writable in time: the pause was rolled back.
+    /// The new leader was not writable in time: the pause was rolled back, and Patroni did not
+    /// switch over either.
     #[serde(rename = "rolled back")]
     RolledBack,
+    /// Patroni switched over but the pause was lost first (its deadline, or the server ended
+    /// it): writes failed for a while; the rows were repaired at once.
+    #[serde(rename = "switched without the pause")]
+    SwitchedWithoutPause,
     #[serde(rename = "failed")]
     Failed,
+    /// Ctrl-C (SIGINT): the pause was let go; Patroni may have been asked already.
+    #[serde(rename = "interrupted")]
+    Interrupted,
 }
 
 impl Outcome {
@@ -67,7 +75,9 @@ impl Outcome {
             Outcome::Scheduled => "scheduled",
             Outcome::Refused => "refused",
             Outcome::RolledBack => "rolled back",
+            Outcome::SwitchedWithoutPause => "switched without the pause",
             Outcome::Failed => "failed",
+            Outcome::Interrupted => "interrupted",
         }
     }
 }
@@ -271,6 +281,15 @@ pub async fn execute(
         return out;
     }
 
+    // Fail fast: Patroni's access checks (allowlist, client certificate, basic auth) answer a
+    // request it can never act on, before anything is held (see the reference on
+    // POST /switchover). A refusal here costs the clients nothing.
+    if let Err(why) = probe_switchover_access(client, &leader_api).await {
+        out.outcome = Outcome::Refused;
+        out.error = Some(format!("{why}; checked before pausing: nothing changed"));
+        return out;
+    }
+
     let mut paused: Option<GroupPause> = None;
     if !plan.targets.is_empty() {
         let popts = PauseOptions {
@@ -356,15 +375,18 @@ pub async fn execute(
             }
             _ = &mut wait => break Instant::now(),
             _ = &mut deadline => {
+                let had_pause = paused.is_some();
                 if let Some(p) = paused { p.release().await; }
-                let state = group_state(client, group).await;
-                out.outcome = Outcome::RolledBack;
                 out.patroni = post_result.map(|p| p.1);
-                out.error = Some(format!(
-                    "{} did not become writable within {}: the pause was rolled back (pg_dist_node unchanged). {} now: {state}. Patroni may still complete the switchover: `citusctl resync` then repairs pg_dist_node",
-                    candidate, humantime::format_duration(opts.pause_timeout), group.scope
+                progress(&format!(
+                    "{candidate} is not writable after {}: the pause was let go; watching Patroni to finish without it",
+                    humantime::format_duration(opts.pause_timeout)
                 ));
-                return out;
+                let why = format!(
+                    "the pause timeout ({}) passed before {candidate} was seen writable",
+                    humantime::format_duration(opts.pause_timeout)
+                );
+                return finish_unpaused(topo, client, pg, plan.observed.index, out, had_pause.then_some(pause_started), why, progress).await;
             }
         }
     };
@@ -408,13 +430,23 @@ pub async fn execute(
                 .unwrap_or_default()
         };
         if let Err((db, e)) = p.commit(&steps, &uopts).await {
-            out.outcome = Outcome::Failed;
-            // `e` names the Citus call already.
-            out.error = Some(format!(
-                "{db}: {e}; the pause was rolled back: run `citusctl resync`"
-            ));
             out.rows_changed.clear();
-            return out;
+            // The pause is gone (the server ended it, or the statement failed and everything
+            // rolled back): the new leader is writable, so finish as failover does.
+            progress(&format!(
+                "{db}: {e}: the pause is lost; repairing pg_dist_node without it"
+            ));
+            return finish_unpaused(
+                topo,
+                client,
+                pg,
+                plan.observed.index,
+                out,
+                Some(held_since),
+                format!("{db}: {e}"),
+                progress,
+            )
+            .await;
         }
         out.paused_ms = Some(held_since.elapsed().as_millis() as u64);
         if let Some(r) = out.pause.as_mut() {
@@ -447,6 +479,120 @@ pub async fn execute(
     }
     out.outcome = Outcome::Switched;
     out
+}
+
+/// How long the switchover is watched after the pause was lost, for Patroni to finish it.
+const FINISH_WATCH: Duration = Duration::from_secs(30);
+
+/// The pause was lost (the deadline passed, or the server ended it while the client was away):
+/// writes to the group fail from now on until its rows are right. Keep watching Patroni; when
+/// the group has a new writable leader, repair its rows (and the coordinator's, for a
+/// coordinator switchover) at once, as `failover` does, and say plainly what clients saw. When
+/// Patroni did not switch over within `FINISH_WATCH`, report the group's state: rolled back.
+#[allow(clippy::too_many_arguments)]
+async fn finish_unpaused(
+    topo: &Topology,
+    client: &PatroniClient,
+    pg: &PgParams,
+    index: usize,
+    mut out: Switchover,
+    paused_since: Option<Instant>,
+    why: String,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Switchover {
+    let group = &topo.groups[index];
+    let lost = Instant::now();
+    let scope = std::slice::from_ref(&group.scope);
+    while lost.elapsed() < FINISH_WATCH {
+        if let Ok(o) = observe_for_write(topo, client, pg).await
+            && let Ok(l) = o.views[index].single_leader()
+            && l.name != out.old_leader
+        {
+            let new_leader = l.name.clone();
+            let result = if group.kind == GroupKind::Coordinator {
+                settle_coordinator(topo, client, pg, &mut out).await
+            } else {
+                let plan = plan_checked(topo, &o.views, &o.tables, pg, scope).await;
+                if plan.refused.iter().any(|r| r.scope == group.scope) {
+                    // Not writable yet.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+                let uopts = UpdateOptions {
+                    force: false,
+                    lock_cooldown_ms: 0,
+                    statement_timeout_ms: 30_000,
+                };
+                let mut r = Ok(());
+                for db in &plan.databases {
+                    if let Err(e) = apply_database(pg, &o.coordinator.1, db, uopts).await {
+                        r = Err(format!("{}: {e}", db.database));
+                        break;
+                    }
+                    for c in &db.changes {
+                        out.rows_changed.push(c.describe(&db.database));
+                    }
+                }
+                r
+            };
+            let repaired = lost.elapsed().as_millis();
+            out.new_leader = Some(new_leader.clone());
+            out.paused_ms = paused_since.map(|t| lost.duration_since(t).as_millis() as u64);
+            if let (Some(r), Some(ms)) = (out.pause.as_mut(), out.paused_ms) {
+                r.held_ms = Some(ms);
+            }
+            out.outcome = Outcome::SwitchedWithoutPause;
+            out.error = Some(match result {
+                Ok(()) => format!(
+                    "{why}: the pause was lost, so writes to {} were not held (they failed) from its end until pg_dist_node named {new_leader}, repaired {repaired} ms after citusctl saw it lost",
+                    group.scope
+                ),
+                Err(e) => format!(
+                    "{why}: the pause was lost, and pg_dist_node could not be repaired ({e}): writes to {} fail until `citusctl resync` succeeds",
+                    group.scope
+                ),
+            });
+            progress(&format!(
+                "{} now leads {}; pg_dist_node repaired {repaired} ms after the pause was lost",
+                new_leader, group.scope
+            ));
+            return out;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let state = group_state(client, group).await;
+    out.outcome = Outcome::RolledBack;
+    out.new_leader = None;
+    out.error = Some(format!(
+        "{why}: the pause was rolled back (pg_dist_node unchanged) and Patroni did not switch over within another {}. {} now: {state}. If Patroni still completes it, `citusctl resync` repairs pg_dist_node",
+        humantime::format_duration(FINISH_WATCH),
+        group.scope
+    ));
+    out
+}
+
+/// `POST /switchover {"leader": ""}`: Patroni answers 400 ("only from a specific leader") when
+/// it would accept this client, 401/403 when not, and writes nothing either way (Patroni 3.0.2
+/// and 4.1). No answer at all is a no too.
+async fn probe_switchover_access(client: &PatroniClient, api: &url::Url) -> Result<(), String> {
+    let body = json!({"leader": ""});
+    match client
+        .send(
+            reqwest::Method::POST,
+            api,
+            "switchover",
+            Some(&body),
+            Duration::from_secs(5),
+        )
+        .await
+    {
+        Ok((400, _)) => Ok(()),
+        Ok((status, text)) => Err(format!(
+            "Patroni does not accept citusctl's request (HTTP {status}): {}",
+            text.trim()
+        )),
+        Err(e) => Err(format!("the leader's REST API does not answer: {e}")),
+    }
 }
 
 async fn settle_coordinator(
