@@ -16,6 +16,98 @@ pub struct UpdateOptions {
     pub lock_cooldown_ms: i32,
     /// Give up (and roll back) when one call waits longer than this.
     pub statement_timeout_ms: u64,
+    /// When another citusctl holds the writer lock: wait for it (up to the statement timeout),
+    /// or skip (the controller: another instance, or a switchover, is at work).
+    pub when_busy: WhenBusy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenBusy {
+    Wait,
+    Skip,
+}
+
+/// The one lock of every citusctl transaction that writes `pg_dist_node` or holds a pause:
+/// a transaction-level advisory lock on the coordinator leader, per database. Two citusctl
+/// processes (controllers, a switchover, a resync) never write at once.
+pub const WRITER_LOCK: (i32, i32) = (1_667_855_477, 1_935_897_708); // "citu", "sctl"
+
+/// SQLSTATE-like code of "another citusctl holds the writer lock" (nothing changed).
+pub const BUSY: &str = "citusctl-busy";
+
+/// Take the writer lock in the caller's transaction, or say who has it.
+pub async fn lock_writers<C: tokio_postgres::GenericClient>(
+    c: &C,
+    when_busy: WhenBusy,
+) -> Result<(), PgError> {
+    let q = |e: tokio_postgres::Error| PgError::from_query(&e);
+    let got: bool = match when_busy {
+        WhenBusy::Skip => c
+            .query_one(
+                "SELECT pg_catalog.pg_try_advisory_xact_lock($1, $2)",
+                &[&WRITER_LOCK.0, &WRITER_LOCK.1],
+            )
+            .await
+            .map_err(q)?
+            .get(0),
+        // Under a savepoint, so that the holder can still be named after a timeout.
+        WhenBusy::Wait => {
+            c.batch_execute("SAVEPOINT citusctl_writer_lock")
+                .await
+                .map_err(q)?;
+            match c
+                .execute(
+                    "SELECT pg_catalog.pg_advisory_xact_lock($1, $2)",
+                    &[&WRITER_LOCK.0, &WRITER_LOCK.1],
+                )
+                .await
+            {
+                Ok(_) => {
+                    c.batch_execute("RELEASE SAVEPOINT citusctl_writer_lock")
+                        .await
+                        .map_err(q)?;
+                    true
+                }
+                Err(e) if matches!(e.code().map(|c| c.code()), Some("57014" | "55P03")) => {
+                    c.batch_execute("ROLLBACK TO SAVEPOINT citusctl_writer_lock")
+                        .await
+                        .map_err(q)?;
+                    false
+                }
+                Err(e) => return Err(q(e)),
+            }
+        }
+    };
+    if got {
+        return Ok(());
+    }
+    let holder = c
+        .query_opt(
+            "SELECT a.pid, a.application_name, host(a.client_addr) FROM pg_catalog.pg_locks l \
+               JOIN pg_catalog.pg_stat_activity a USING (pid) \
+              WHERE l.locktype = 'advisory' AND l.granted AND l.classid = $1::oid \
+                AND l.objid = $2::oid AND l.objsubid = 2 AND l.database = \
+                    (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())",
+            &[&i64::from(WRITER_LOCK.0), &i64::from(WRITER_LOCK.1)],
+        )
+        .await
+        .ok()
+        .flatten()
+        .map(|r| {
+            format!(
+                " (pid {}, {}{})",
+                r.get::<_, i32>(0),
+                r.get::<_, Option<String>>(1).unwrap_or_default(),
+                r.get::<_, Option<String>>(2)
+                    .map(|h| format!(" from {h}"))
+                    .unwrap_or_default()
+            )
+        })
+        .unwrap_or_default();
+    Err(PgError::Query {
+        code: Some(BUSY.into()),
+        message: format!("another citusctl is writing pg_dist_node{holder}; nothing changed"),
+    })
 }
 
 /// Tries of one database's transaction when it loses a lock race that leaves nothing changed.
@@ -95,6 +187,7 @@ async fn apply_once(
     )
     .await
     .map_err(|e| PgError::from_query(&e))?;
+    lock_writers(&tx, opts.when_busy).await?;
     for step in &plan.steps {
         run_step(&tx, step, &opts).await?;
     }

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio_postgres::Client;
 
-use crate::apply::{UpdateOptions, run_step};
+use crate::apply::{UpdateOptions, WRITER_LOCK, run_step};
 use crate::citus::DistNode;
 use crate::pg::{self, PgError, PgParams};
 use crate::plan::Step;
@@ -429,6 +429,17 @@ async fn call(
     cooldown_ms: i32,
     limit: Duration,
 ) -> Result<(), PgError> {
+    // The writer lock first (crate::apply::WRITER_LOCK): no other citusctl writes pg_dist_node
+    // or pauses while this pause holds. It waits under the try's lock_timeout like the rest.
+    within(
+        limit,
+        "the citusctl writer lock",
+        c.execute(
+            "SELECT pg_catalog.pg_advisory_xact_lock($1, $2)",
+            &[&WRITER_LOCK.0, &WRITER_LOCK.1],
+        ),
+    )
+    .await?;
     match method {
         PauseMethod::Function => within(
             limit,

@@ -600,8 +600,7 @@ fn resync_watch_repairs_a_switchover_by_itself_and_stops_on_sigterm() {
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(log.contains("resync controller for"), "{log}");
     assert!(
-        log.contains("wk2 primary row")
-            && log.contains(&format!("-> {}:5432", c.addr(&new))),
+        log.contains("wk2 primary row") && log.contains(&format!("-> {}:5432", c.addr(&new))),
         "{log}"
     );
     assert!(log.contains("SIGTERM: stopping"), "{log}");
@@ -1703,5 +1702,110 @@ fn a_frozen_client_does_not_hold_the_group_and_repairs_the_rows_when_it_wakes() 
     assert_ne!(new, old);
     assert_eq!(group(&v, "wk1")["verdict"], "ok", "{v}");
     assert_eq!(primary_row(group(&v, "wk1"))["nodename"], c.addr(&new));
+    c.wait_ok();
+}
+
+#[test]
+fn one_writer_at_a_time_a_busy_writer_lock_stops_the_pause_and_the_controller_waits() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = cluster();
+    let v = c.wait_ok();
+    let cn = c.leader_of(&v, "cn");
+    let old = c.leader_of(&v, "wk2");
+    // Another citusctl at work: a session that holds the writer lock (crate::apply::WRITER_LOCK).
+    let mut holder = Command::new("bash")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/cluster/cluster.sh"
+        ))
+        .args(["psql", "--dir"])
+        .arg(&c.dir)
+        .args([&cn, "-XAq", "-v", "ON_ERROR_STOP=1"])
+        .args([
+            "-c",
+            "BEGIN",
+            "-c",
+            "SELECT pg_advisory_xact_lock(1667855477, 1935897708)",
+            "-c",
+            "SELECT pg_sleep(30)",
+            "-c",
+            "COMMIT",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let pid = loop {
+        let p = c.sql(
+            &cn,
+            "SELECT pid FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)' AND state = 'active'",
+        );
+        if !p.is_empty() {
+            break p.parse::<i64>().unwrap();
+        }
+        assert!(Instant::now() < deadline, "the lock holder did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // A switchover cannot pause while it is held: exit 4, the holder named, nothing asked.
+    let r = run(c.citusctl().args([
+        "switchover",
+        "wk2",
+        "--yes",
+        "--pause-wait",
+        "1s",
+        "-f",
+        "json",
+    ]));
+    assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
+    let rep: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert!(
+        rep["pause"]["blockers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b["pid"].as_i64() == Some(pid)),
+        "{rep}"
+    );
+    let (_, v) = c.list_json(&[]);
+    assert_eq!(c.leader_of(&v, "wk2"), old);
+
+    // A stale row, and a controller: it skips its passes while the lock is held ...
+    c.harness(&["switchover", "wk2"]);
+    let child = c
+        .citusctl()
+        .args(["resync", "--watch", "--interval", "200ms"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let (_, v) = c.list_json(&[]);
+    assert_ne!(c.leader_of(&v, "wk2"), old);
+    assert_eq!(
+        primary_row(group(&v, "wk2"))["nodename"],
+        c.addr(&old),
+        "the controller wrote while another citusctl held the lock"
+    );
+    // ... and repairs the row once it is free.
+    c.sql(&cn, &format!("SELECT pg_terminate_backend({pid})"));
+    let _ = holder.wait();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (r, v) = c.list_json(&[]);
+        if r.code == 0 && group(&v, "wk2")["verdict"] == "ok" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not repaired: {}", r.stdout);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    unsafe_sigterm(child.id());
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("another citusctl is writing pg_dist_node") && log.contains("skipped"),
+        "{log}"
+    );
+    assert!(log.contains("wk2 primary row"), "{log}");
     c.wait_ok();
 }

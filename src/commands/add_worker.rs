@@ -12,7 +12,7 @@
 use anyhow::bail;
 
 use super::metadata_report::{CONFIRM_HINT, MetadataReport};
-use crate::apply::{UpdateOptions, apply_database};
+use crate::apply::{UpdateOptions, WhenBusy, apply_database};
 use crate::context::Context;
 use crate::exit::Exit;
 use crate::member_sql::landing;
@@ -155,6 +155,7 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
         force: false,
         lock_cooldown_ms: 10_000,
         statement_timeout_ms: 30_000,
+        when_busy: WhenBusy::Wait,
     };
     for dbp in &report.plan.databases {
         if let Err(e) = apply_database(&pg, &cn_ep, dbp, opts).await {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 
 use super::switchover_report::SwitchoverReport;
-use crate::apply::{UpdateOptions, apply_database};
+use crate::apply::{UpdateOptions, WhenBusy, apply_database};
 use crate::context::Context;
 use crate::exit::Exit;
 use crate::ops::observe::observe_parts;
@@ -145,6 +145,7 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
         force: true,
         lock_cooldown_ms: 2000,
         statement_timeout_ms: 30_000,
+        when_busy: WhenBusy::Wait,
     };
     loop {
         if let Ok((views, tables, cn_ep)) = observe_parts(&ctx.topo, &client, &pg).await {

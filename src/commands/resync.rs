@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::metadata_report::MetadataReport;
 
-use crate::apply::{UpdateOptions, apply_database, apply_setting};
+use crate::apply::{UpdateOptions, WhenBusy, apply_database, apply_setting};
 use crate::context::Context;
 use crate::exit::Exit;
 use crate::ops::confirm;
@@ -84,6 +84,12 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
         statement_timeout_ms: u64::try_from(args.statement_timeout.as_millis())
             .unwrap_or(u64::MAX)
             .max(1),
+        // The controller skips a pass while another citusctl writes; a person's resync waits.
+        when_busy: if args.watch {
+            WhenBusy::Skip
+        } else {
+            WhenBusy::Wait
+        },
     };
     if args.watch {
         return super::resync_watch::run(

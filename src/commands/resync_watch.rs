@@ -92,9 +92,14 @@ async fn tick(
         if db.steps.is_empty() {
             continue;
         }
-        apply_database(pg, &coordinator, db, opts)
-            .await
-            .map_err(|e| format!("{}: {e} (rolled back)", db.database))?;
+        match apply_database(pg, &coordinator, db, opts).await {
+            Ok(()) => {}
+            // Another controller, a switchover or a resync is at work: look again soon.
+            Err(e) if e.sqlstate() == Some(crate::apply::BUSY) => {
+                return Ok(Tick::Unsettled(format!("{}: {e}; skipped", db.database)));
+            }
+            Err(e) => return Err(format!("{}: {e} (rolled back)", db.database)),
+        }
         for c in &db.changes {
             log(&format!(
                 "{}: {} {} row {} {} -> {} ({}: {})",

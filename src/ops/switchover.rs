@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::apply::{UpdateOptions, apply_database, apply_setting};
+use crate::apply::{UpdateOptions, WhenBusy, apply_database, apply_setting};
 use crate::citus::DistNode;
 use crate::health::{GroupView, MemberView};
 use crate::ops::observe::{observe_for_write, observe_parts};
@@ -398,6 +398,7 @@ pub async fn execute(
         force: false,
         lock_cooldown_ms: 0,
         statement_timeout_ms: 30_000,
+        when_busy: WhenBusy::Wait,
     };
     // (The coordinator's own rows are written on its new leader, by settle_coordinator below.)
     let worker_dbs: &[DatabasePlan] = if group.kind == GroupKind::Coordinator {
@@ -522,6 +523,7 @@ async fn finish_unpaused(
                     force: false,
                     lock_cooldown_ms: 0,
                     statement_timeout_ms: 30_000,
+                    when_busy: WhenBusy::Wait,
                 };
                 let mut r = Ok(());
                 for db in &plan.databases {
@@ -612,6 +614,7 @@ async fn settle_coordinator(
                 force: true,
                 lock_cooldown_ms: 2000,
                 statement_timeout_ms: 30_000,
+                when_busy: WhenBusy::Wait,
             };
             for db in &plan.databases {
                 apply_database(pg, &cn_ep, db, opts)
