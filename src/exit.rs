@@ -23,6 +23,16 @@ impl Exit {
     pub fn code(self) -> u8 {
         self as u8
     }
+
+    /// A write to the cluster that failed and rolled back: refused (4) when another citusctl
+    /// holds the writer lock (try again later), else the change simply did not happen (1).
+    pub fn for_write_error(e: &crate::pg::PgError) -> Exit {
+        if e.sqlstate() == Some(crate::apply::BUSY) {
+            Exit::Refused
+        } else {
+            Exit::No
+        }
+    }
 }
 
 impl From<Exit> for ExitCode {

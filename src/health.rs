@@ -41,12 +41,18 @@ impl GroupView {
         }
         match self.leaders.as_slice() {
             [] => Err(format!("{} has no leader", self.scope)),
-            [one] => self.members.iter().find(|m| &m.name == one).ok_or_else(|| {
-                format!(
+            [one] => match self.members.iter().find(|m| &m.name == one) {
+                // Never written into pg_dist_node nor trusted: the inventory is the contract.
+                Some(m) if !m.in_inventory => Err(format!(
+                    "{}'s leader {one} is not in the inventory: add it, or switch the group back to a member that is",
+                    self.scope
+                )),
+                Some(m) => Ok(m),
+                None => Err(format!(
                     "{} reports leader {one}, which it does not list",
                     self.scope
-                )
-            }),
+                )),
+            },
             many => Err(format!(
                 "{} has {} leaders: {}",
                 self.scope,
@@ -92,10 +98,21 @@ impl GroupView {
 
 /// Merge the members' answers into one view of the group.
 pub fn group_view(group: &Group, probe: &GroupProbe) -> GroupView {
+    // An answer for another scope (Patroni 3.2+ names it) is no answer about this group.
+    let wrong_scope = |d: &crate::patroni::ClusterDoc| {
+        d.scope
+            .as_ref()
+            .filter(|s| **s != group.scope)
+            .map(|s| ApiError::WrongScope {
+                got: s.clone(),
+                want: group.scope.clone(),
+            })
+    };
     let answers: Vec<(&str, &crate::patroni::ClusterDoc)> = probe
         .members
         .iter()
         .filter_map(|p| p.answer.as_ref().ok().map(|d| (p.name.as_str(), d)))
+        .filter(|(_, d)| wrong_scope(d).is_none())
         .collect();
     // Prefer the view of a member that says it leads: it is the one that writes the DCS.
     let authoritative = answers
@@ -130,7 +147,10 @@ pub fn group_view(group: &Group, probe: &GroupProbe) -> GroupView {
                 .members
                 .iter()
                 .find(|p| p.name == m.name)
-                .and_then(|p| p.answer.as_ref().err().cloned()),
+                .and_then(|p| match &p.answer {
+                    Err(e) => Some(e.clone()),
+                    Ok(d) => wrong_scope(d),
+                }),
             doc: authoritative.and_then(|d| d.members.iter().find(|x| x.name == m.name).cloned()),
         })
         .collect();
@@ -259,6 +279,38 @@ pub(crate) mod tests {
         assert_eq!(
             v.single_leader().unwrap_err(),
             "no member of wk1 answers its REST API"
+        );
+    }
+
+    #[test]
+    fn a_leader_outside_the_inventory_is_never_trusted() {
+        let g = group("wk1", 1, &[("a", "10.0.0.1")]);
+        let d = doc(&[("a", "replica", "streaming"), ("x", "leader", "running")]);
+        let v = group_view(&g, &probe("wk1", vec![("a", Ok(d))]));
+        let why = v.single_leader().unwrap_err();
+        assert!(why.contains("x is not in the inventory"), "{why}");
+        assert!(
+            v.problems()
+                .iter()
+                .any(|p| p == "x: member of wk1 but not in the inventory"),
+            "{:?}",
+            v.problems()
+        );
+    }
+
+    #[test]
+    fn an_answer_for_another_scope_is_not_about_this_group() {
+        let g = group("wk1", 1, &[("a", "10.0.0.1"), ("b", "10.0.0.2")]);
+        let mut other = doc(&[("a", "leader", "running")]);
+        other.scope = Some("wk2".into());
+        let mine = doc(&[("a", "replica", "streaming"), ("b", "leader", "running")]);
+        let v = group_view(&g, &probe("wk1", vec![("a", Ok(other)), ("b", Ok(mine))]));
+        assert_eq!(v.single_leader().unwrap().name, "b");
+        assert_eq!(v.answered, 1);
+        let a = v.members.iter().find(|m| m.name == "a").unwrap();
+        assert_eq!(
+            a.api_error.as_ref().unwrap().to_string(),
+            "answers for Patroni scope wk2, not wk1: check the inventory"
         );
     }
 }

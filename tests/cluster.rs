@@ -1809,3 +1809,54 @@ fn one_writer_at_a_time_a_busy_writer_lock_stops_the_pause_and_the_controller_wa
     assert!(log.contains("wk2 primary row"), "{log}");
     c.wait_ok();
 }
+
+#[test]
+fn a_member_missing_from_the_inventory_is_shown_and_never_chosen_or_written() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = cluster();
+    let v = c.wait_ok();
+    let cn = c.leader_of(&v, "cn");
+    let leader = c.leader_of(&v, "wk1");
+    let replica = other_member(&v, "wk1", &leader);
+    // The same cluster, with wk1's replica left out of the inventory.
+    let text = std::fs::read_to_string(c.dir.join("inventory.yml")).unwrap();
+    let partial: String = text
+        .lines()
+        .filter(|l| !l.contains(&format!("name: {replica},")))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(partial, text);
+    let inv = c.dir.join("inventory-partial.yml");
+    std::fs::write(&inv, partial).unwrap();
+    let before = dist_rows_full(&c, &cn);
+
+    let r = run(c.citusctl_with(&inv).args(["list", "-f", "json"]));
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    let problems = v["problems"].to_string();
+    assert!(
+        problems.contains(&format!(
+            "{replica}: member of wk1 but not in the inventory"
+        )),
+        "{problems}"
+    );
+    // Not a candidate, even when asked for by name.
+    let r = run(c
+        .citusctl_with(&inv)
+        .args(["switchover", "wk1", "--yes", "-f", "json"]));
+    assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
+    let r = run(c.citusctl_with(&inv).args([
+        "switchover",
+        "wk1",
+        "--yes",
+        "--candidate",
+        &replica,
+        "-f",
+        "json",
+    ]));
+    assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("not in the inventory"), "{}", r.stdout);
+    assert_eq!(dist_rows_full(&c, &cn), before);
+    let (_, v) = c.list_json(&[]);
+    assert_eq!(c.leader_of(&v, "wk1"), leader);
+}

@@ -17,7 +17,7 @@ use crate::context::Context;
 use crate::exit::Exit;
 use crate::member_sql::landing;
 use crate::ops::confirm;
-use crate::ops::observe::observe_parts;
+use crate::ops::observe::{observe_for_write, observe_parts};
 use crate::output::{self, Format};
 use crate::plan::{AddWorkerFacts, Refusal, plan_add_worker};
 use crate::topology::GroupKind;
@@ -66,9 +66,10 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
         output::print(&output::render(&report, args.format))?;
         Ok(exit)
     };
-    let (views, tables, cn_ep) = match observe_parts(&ctx.topo, &client, &pg).await {
-        Ok(o) => o,
-        Err(why) => return refuse(report, Exit::Refused, why),
+    // Unreachable coordinator: 3, as in every command; no single writable leader: 4.
+    let (views, tables, cn_ep) = match observe_for_write(&ctx.topo, &client, &pg).await {
+        Ok(o) => (o.views, o.tables, o.coordinator.1),
+        Err(b) => return refuse(report, b.exit, b.reason),
     };
     report.coordinator = Some(cn_ep.to_string());
     let gi = ctx
@@ -140,7 +141,13 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
         return Ok(Exit::Ok);
     }
     if !args.yes {
-        output::print(&output::render(&report, Format::Pretty))?;
+        // The plan to look at before the prompt; stdout keeps only the chosen format.
+        let plan = output::render(&report, Format::Pretty);
+        if args.format == Format::Pretty {
+            output::print(&plan)?;
+        } else {
+            crate::ui::say(plan.trim_end());
+        }
         if !confirm::ask(
             &format!("Register {} in pg_dist_node?", args.scope),
             CONFIRM_HINT,
@@ -165,7 +172,7 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
                 dbp.database, dbp.database
             ));
             output::print(&output::render(&report, args.format))?;
-            return Ok(Exit::Refused);
+            return Ok(Exit::for_write_error(&e));
         }
     }
     report.outcome = "applied".into();

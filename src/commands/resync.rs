@@ -150,7 +150,13 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
     }
 
     if !args.yes {
-        output::print(&output::render(&report, Format::Pretty))?;
+        // The plan to look at before the prompt; stdout keeps only the chosen format.
+        let plan = output::render(&report, Format::Pretty);
+        if args.format == Format::Pretty {
+            output::print(&plan)?;
+        } else {
+            crate::ui::say(plan.trim_end());
+        }
         if !confirm::ask(
             &format!(
                 "Apply {} change(s) to pg_dist_node?",
@@ -174,7 +180,7 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
                 db.database, db.database
             ));
             output::print(&output::render(&report, args.format))?;
-            return Ok(Exit::Refused);
+            return Ok(Exit::for_write_error(&e));
         }
         for c in &db.changes {
             tracing::info!(
@@ -200,7 +206,7 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
                 report.outcome = "failed".into();
                 report.error = Some(format!("{}: citus.use_secondary_nodes not set: {e}", s.member));
                 output::print(&output::render(&report, args.format))?;
-                return Ok(Exit::Refused);
+                return Ok(Exit::No);
             }
         }
     }

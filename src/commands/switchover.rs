@@ -105,12 +105,13 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
 
     let observed = match op::observe(&ctx.topo, &client, &pg, &group.scope).await {
         Ok(o) => o,
-        Err(why) => {
+        Err(b) => {
             report.result = Switchover {
                 outcome: Outcome::Refused,
-                error: Some(why),
+                error: Some(b.reason),
                 ..Default::default()
             };
+            report.exit_override = Some(b.exit);
             return finish(report, args.format);
         }
     };

@@ -14,6 +14,9 @@ pub struct SwitchoverReport {
     #[serde(flatten)]
     pub result: Switchover,
     pub total_ms: u64,
+    /// When the exit status is not the outcome's (an unreachable coordinator: 3).
+    #[serde(skip)]
+    pub exit_override: Option<Exit>,
 }
 
 impl SwitchoverReport {
@@ -27,6 +30,9 @@ impl SwitchoverReport {
 
     /// The exit status the outcome calls for.
     pub fn exit(&self) -> Exit {
+        if let Some(e) = self.exit_override {
+            return e;
+        }
         match self.result.outcome {
             Outcome::Planned | Outcome::Scheduled => Exit::Ok,
             Outcome::Switched if self.result.error.is_none() => Exit::Ok,

@@ -14,8 +14,9 @@ use serde_json::json;
 
 use crate::apply::{UpdateOptions, WhenBusy, apply_database, apply_setting};
 use crate::citus::DistNode;
+use crate::exit::Exit;
 use crate::health::{GroupView, MemberView};
-use crate::ops::observe::{observe_for_write, observe_parts};
+use crate::ops::observe::{Blocked, observe_for_write, observe_parts};
 use crate::ops::plan::{plan_checked, plan_settings};
 use crate::ops::wait::{group_state, wait_writable};
 use crate::patroni::PatroniClient;
@@ -127,15 +128,16 @@ impl Observed {
     }
 }
 
-/// Observe for a switchover of `scope`: refused (the reason) without one writable coordinator
-/// leader or without a single leader in the group.
+/// Observe for a switchover of `scope`: blocked (with the exit status it calls for) without one
+/// writable coordinator leader (3 when it cannot be reached) or a single leader in the group.
 pub async fn observe(
     topo: &Topology,
     client: &PatroniClient,
     pg: &PgParams,
     scope: &str,
-) -> Result<Observed, String> {
-    let (views, tables, coordinator) = observe_parts(topo, client, pg).await?;
+) -> Result<Observed, Blocked> {
+    let o = observe_for_write(topo, client, pg).await?;
+    let (views, tables, coordinator) = (o.views, o.tables, o.coordinator.1);
     let index = topo
         .groups
         .iter()
@@ -144,9 +146,10 @@ pub async fn observe(
     let leader = match views[index].single_leader() {
         Ok(l) => l.clone(),
         Err(why) => {
-            return Err(format!(
-                "{why}: use `citusctl failover {scope} --candidate M`"
-            ));
+            return Err(Blocked {
+                exit: Exit::Refused,
+                reason: format!("{why}: use `citusctl failover {scope} --candidate M`"),
+            });
         }
     };
     Ok(Observed {

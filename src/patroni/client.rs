@@ -24,6 +24,9 @@ pub enum ApiError {
     Unauthorized { status: u16 },
     #[error("not a Patroni answer: {0}")]
     BadResponse(String),
+    /// The member answers for another Patroni cluster: the inventory points at the wrong host.
+    #[error("answers for Patroni scope {got}, not {want}: check the inventory")]
+    WrongScope { got: String, want: String },
 }
 
 impl ApiError {
@@ -35,6 +38,7 @@ impl ApiError {
             ApiError::Status { status, .. } => format!("HTTP {status}"),
             ApiError::Unauthorized { status } => format!("HTTP {status} (auth)"),
             ApiError::BadResponse(_) => "bad answer".into(),
+            ApiError::WrongScope { .. } => "wrong scope".into(),
         }
     }
 }

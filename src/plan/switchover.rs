@@ -62,6 +62,9 @@ pub fn candidates(view: &GroupView, max_lag: u64) -> Vec<Candidate> {
 }
 
 fn why_not(m: &MemberView, max_lag: u64) -> Option<String> {
+    if !m.in_inventory {
+        return Some("not in the inventory".into());
+    }
     let Some(d) = &m.doc else {
         return Some("not known to Patroni".into());
     };
@@ -210,5 +213,15 @@ mod tests {
         let after = view_after(&v, "pg4");
         assert_eq!(after.single_leader().unwrap().name, "pg4");
         assert_eq!(after.members[0].role(), Some(Role::Replica));
+    }
+
+    #[test]
+    fn a_replica_outside_the_inventory_is_never_a_candidate() {
+        let v = wk(r#"{"name":"pg3","role":"leader","state":"running"},
+                      {"name":"pgx","role":"sync_standby","state":"streaming","lag":0}"#);
+        let c = candidates(&v, 1 << 20);
+        let x = c.iter().find(|c| c.name == "pgx").unwrap();
+        assert_eq!(x.refused.as_deref(), Some("not in the inventory"));
+        assert!(choose(&v, None, 1 << 20).is_err());
     }
 }
