@@ -594,7 +594,7 @@ fn resync_watch_repairs_a_switchover_by_itself_and_stops_on_sigterm() {
         std::thread::sleep(Duration::from_millis(200));
     };
     let new = c.leader_of(&v, "wk2");
-    unsafe_sigterm(child.id());
+    signal(child.id(), "-TERM");
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     let log = String::from_utf8_lossy(&out.stderr);
@@ -605,15 +605,6 @@ fn resync_watch_repairs_a_switchover_by_itself_and_stops_on_sigterm() {
     );
     assert!(log.contains("SIGTERM: stopping"), "{log}");
     assert!(out.stdout.is_empty());
-}
-
-fn unsafe_sigterm(pid: u32) {
-    let ok = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
 }
 
 /// Two canned Patroni REST APIs whose /cluster documents disagree about the leader.
@@ -1372,7 +1363,51 @@ fn tpcb_load_loses_no_transaction_to_a_switchover_or_a_restart_of_its_group() {
 }
 
 /// A transaction on one of wk1's shards, open for 30 s through the coordinator leader.
-fn long_writer(c: &Cluster, cn: &str) -> std::process::Child {
+/// A transaction on `cn` that runs `first`, then stays open for 30 s (`SELECT pg_sleep(30)`):
+/// the psql process and the transaction's backend pid, once it is sleeping.
+#[allow(clippy::zombie_processes)] // the caller waits for it (or Citus ends it)
+fn open_transaction(c: &Cluster, cn: &str, first: &str) -> (std::process::Child, i64) {
+    let child = Command::new("bash")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/cluster/cluster.sh"
+        ))
+        .args(["psql", "--dir"])
+        .arg(&c.dir)
+        .args([cn, "-XAq", "-v", "ON_ERROR_STOP=1"])
+        .args([
+            "-c",
+            "BEGIN",
+            "-c",
+            first,
+            "-c",
+            "SELECT pg_sleep(30)",
+            "-c",
+            "COMMIT",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("psql");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let p = c.sql(
+            cn,
+            "SELECT pid FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)' AND state = 'active'",
+        );
+        if !p.is_empty() {
+            return (child, p.parse().unwrap());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the open transaction did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A transaction on one of wk1's shards, open for 30 s through the coordinator leader.
+fn long_writer(c: &Cluster, cn: &str) -> (std::process::Child, i64) {
     let write = if real_citus(c) {
         let id = c.sql(
             cn,
@@ -1386,28 +1421,24 @@ fn long_writer(c: &Cluster, cn: &str) -> std::process::Child {
         // The shared lock of wk1's first shard, as a Citus write to that shard takes it.
         "SELECT pg_advisory_xact_lock_shared(1129878612, (SELECT min(shardid) FROM pg_dist_placement WHERE groupid = 1)::int)".to_owned()
     };
-    Command::new("bash")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/cluster/cluster.sh"
-        ))
-        .args(["psql", "--dir"])
-        .arg(&c.dir)
-        .args([cn, "-XAq", "-v", "ON_ERROR_STOP=1"])
-        .args([
-            "-c",
-            "BEGIN",
-            "-c",
-            &write,
-            "-c",
-            "SELECT pg_sleep(30)",
-            "-c",
-            "COMMIT",
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("psql")
+    open_transaction(c, cn, &write)
+}
+
+/// citusctl's pause sessions on the coordinator leader.
+fn pause_sessions(c: &Cluster, cn: &str) -> String {
+    c.sql(
+        cn,
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'citusctl pause%'",
+    )
+}
+
+fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig} {pid}");
 }
 
 #[test]
@@ -1418,22 +1449,7 @@ fn a_long_transaction_stops_the_pause_before_patroni_is_asked_unless_terminating
     let cn = c.leader_of(&v, "cn");
     let old = c.leader_of(&v, "wk1");
     let before = dist_rows_full(&c, &cn);
-    let mut writer = long_writer(&c, &cn);
-    let find_pid = || {
-        c.sql(
-            &cn,
-            "SELECT pid FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)' AND state = 'active'",
-        )
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let pid = loop {
-        let p = find_pid();
-        if !p.is_empty() {
-            break p.parse::<i64>().unwrap();
-        }
-        assert!(Instant::now() < deadline, "the long writer did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let (mut writer, pid) = long_writer(&c, &cn);
 
     // By default: short tries for --pause-wait, then exit 4 with the session named, nothing changed.
     let started = Instant::now();
@@ -1537,8 +1553,7 @@ fn ctrl_c_while_the_pause_is_being_had_lets_it_go_and_exits_130() {
     let cn = c.leader_of(&v, "cn");
     let old = c.leader_of(&v, "wk1");
     let before = dist_rows_full(&c, &cn);
-    let mut writer = long_writer(&c, &cn);
-    std::thread::sleep(Duration::from_millis(500));
+    let (mut writer, _) = long_writer(&c, &cn);
     let mut child = c
         .citusctl()
         .args([
@@ -1555,12 +1570,7 @@ fn ctrl_c_while_the_pause_is_being_had_lets_it_go_and_exits_130() {
         .spawn()
         .unwrap();
     // Trying (and losing to the writer) for a while: a pause session exists on the coordinator.
-    let pauses = || {
-        c.sql(
-            &cn,
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'citusctl pause%'",
-        )
-    };
+    let pauses = || pause_sessions(&c, &cn);
     let deadline = Instant::now() + Duration::from_secs(10);
     while pauses() == "0" {
         assert!(Instant::now() < deadline, "no pause session appeared");
@@ -1654,24 +1664,10 @@ fn a_frozen_client_does_not_hold_the_group_and_repairs_the_rows_when_it_wakes() 
     }
     // Patroni has the request; freeze citusctl as a laptop lid or a hung SSH session would.
     std::thread::sleep(Duration::from_millis(300));
-    let signal = |sig: &str| {
-        assert!(
-            Command::new("kill")
-                .args([sig, &child.id().to_string()])
-                .status()
-                .unwrap()
-                .success()
-        )
-    };
-    signal("-STOP");
+    signal(child.id(), "-STOP");
     let stopped = Instant::now();
     // The coordinator ends the pause by itself (idle_in_transaction_session_timeout).
-    let pauses = || {
-        c.sql(
-            &cn,
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'citusctl pause%'",
-        )
-    };
+    let pauses = || pause_sessions(&c, &cn);
     while pauses() != "0" {
         assert!(
             stopped.elapsed() < Duration::from_secs(3 + 3),
@@ -1681,7 +1677,7 @@ fn a_frozen_client_does_not_hold_the_group_and_repairs_the_rows_when_it_wakes() 
     }
     let ended_after = stopped.elapsed();
     std::thread::sleep(Duration::from_millis(500));
-    signal("-CONT");
+    signal(child.id(), "-CONT");
     let woke = Instant::now();
     let mut rest = String::new();
     let _ = std::io::Read::read_to_string(&mut err, &mut rest);
@@ -1713,40 +1709,11 @@ fn one_writer_at_a_time_a_busy_writer_lock_stops_the_pause_and_the_controller_wa
     let cn = c.leader_of(&v, "cn");
     let old = c.leader_of(&v, "wk2");
     // Another citusctl at work: a session that holds the writer lock (crate::apply::WRITER_LOCK).
-    let mut holder = Command::new("bash")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/cluster/cluster.sh"
-        ))
-        .args(["psql", "--dir"])
-        .arg(&c.dir)
-        .args([&cn, "-XAq", "-v", "ON_ERROR_STOP=1"])
-        .args([
-            "-c",
-            "BEGIN",
-            "-c",
-            "SELECT pg_advisory_xact_lock(1667855477, 1935897708)",
-            "-c",
-            "SELECT pg_sleep(30)",
-            "-c",
-            "COMMIT",
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let pid = loop {
-        let p = c.sql(
-            &cn,
-            "SELECT pid FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)' AND state = 'active'",
-        );
-        if !p.is_empty() {
-            break p.parse::<i64>().unwrap();
-        }
-        assert!(Instant::now() < deadline, "the lock holder did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let (mut holder, pid) = open_transaction(
+        &c,
+        &cn,
+        "SELECT pg_advisory_xact_lock(1667855477, 1935897708)",
+    );
     // A switchover cannot pause while it is held: exit 4, the holder named, nothing asked.
     let r = run(c.citusctl().args([
         "switchover",
@@ -1799,7 +1766,7 @@ fn one_writer_at_a_time_a_busy_writer_lock_stops_the_pause_and_the_controller_wa
         assert!(Instant::now() < deadline, "not repaired: {}", r.stdout);
         std::thread::sleep(Duration::from_millis(200));
     }
-    unsafe_sigterm(child.id());
+    signal(child.id(), "-TERM");
     let out = child.wait_with_output().unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -141,13 +141,7 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
         return Ok(Exit::Ok);
     }
     if !args.yes {
-        // The plan to look at before the prompt; stdout keeps only the chosen format.
-        let plan = output::render(&report, Format::Pretty);
-        if args.format == Format::Pretty {
-            output::print(&plan)?;
-        } else {
-            crate::ui::say(plan.trim_end());
-        }
+        report.show_before_prompt(args.format)?;
         if !confirm::ask(
             &format!("Register {} in pg_dist_node?", args.scope),
             CONFIRM_HINT,

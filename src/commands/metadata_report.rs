@@ -23,6 +23,18 @@ pub struct MetadataReport {
 }
 
 impl MetadataReport {
+    /// The plan to look at before the prompt: on stdout in the pretty format, else on stderr,
+    /// so that stdout keeps only the chosen format.
+    pub fn show_before_prompt(&self, format: output::Format) -> anyhow::Result<()> {
+        let plan = output::render(self, output::Format::Pretty);
+        if format == output::Format::Pretty {
+            output::print(&plan)?;
+        } else {
+            crate::ui::say(plan.trim_end());
+        }
+        Ok(())
+    }
+
     pub fn new(cluster: &str) -> Self {
         MetadataReport {
             format_version: crate::status::FORMAT_VERSION,

@@ -150,13 +150,7 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
     }
 
     if !args.yes {
-        // The plan to look at before the prompt; stdout keeps only the chosen format.
-        let plan = output::render(&report, Format::Pretty);
-        if args.format == Format::Pretty {
-            output::print(&plan)?;
-        } else {
-            crate::ui::say(plan.trim_end());
-        }
+        report.show_before_prompt(args.format)?;
         if !confirm::ask(
             &format!(
                 "Apply {} change(s) to pg_dist_node?",
