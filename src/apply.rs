@@ -35,6 +35,56 @@ pub const WRITER_LOCK: (i32, i32) = (1_667_855_477, 1_935_897_708); // "citu", "
 /// SQLSTATE-like code of "another citusctl holds the writer lock" (nothing changed).
 pub const BUSY: &str = "citusctl-busy";
 
+/// SQLSTATE-like code of "pg_dist_node is not what the plan was made from" (nothing changed).
+pub const FENCED: &str = "citusctl-fenced";
+
+/// The rows a plan was made from must still be as they were when it is applied (a prompt can
+/// last as long as the operator likes; someone may have run psql meanwhile). They are read
+/// `FOR UPDATE` inside the writing transaction, so nobody changes them until COMMIT; a row
+/// that moved, or disappeared, stops the transaction before anything is written.
+async fn fence<C: tokio_postgres::GenericClient>(
+    c: &C,
+    plan: &DatabasePlan,
+) -> Result<(), PgError> {
+    let planned: Vec<(i32, &str)> = plan
+        .changes
+        .iter()
+        .filter_map(|ch| Some((ch.nodeid?, ch.now.as_deref()?)))
+        .collect();
+    if planned.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i32> = planned.iter().map(|(id, _)| *id).collect();
+    let rows = c
+        .query(
+            "SELECT nodeid, nodename || ':' || nodeport FROM pg_catalog.pg_dist_node \
+              WHERE nodeid = ANY ($1) FOR UPDATE",
+            &[&ids],
+        )
+        .await
+        .map_err(|e| PgError::from_query(&e))?;
+    for (id, was) in planned {
+        let now: Option<String> = rows
+            .iter()
+            .find(|r| r.get::<_, i32>(0) == id)
+            .map(|r| r.get(1));
+        let differs = match &now {
+            None => Some(format!("row {id} is gone")),
+            Some(n) if n != was => Some(format!("row {id} is now {n}")),
+            Some(_) => None,
+        };
+        if let Some(d) = differs {
+            return Err(PgError::Query {
+                code: Some(FENCED.into()),
+                message: format!(
+                    "pg_dist_node changed since the plan ({d}; the plan saw {was}): nothing written; look again"
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Take the writer lock in the caller's transaction, or say who has it.
 pub async fn lock_writers<C: tokio_postgres::GenericClient>(
     c: &C,
@@ -188,6 +238,7 @@ async fn apply_once(
     .await
     .map_err(|e| PgError::from_query(&e))?;
     lock_writers(&tx, opts.when_busy).await?;
+    fence(&tx, plan).await?;
     for step in &plan.steps {
         run_step(&tx, step, &opts).await?;
     }

@@ -25,12 +25,12 @@ impl Exit {
     }
 
     /// A write to the cluster that failed and rolled back: refused (4) when another citusctl
-    /// holds the writer lock (try again later), else the change simply did not happen (1).
+    /// holds the writer lock or the rows changed since the plan (look again), else the change
+    /// simply did not happen (1).
     pub fn for_write_error(e: &crate::pg::PgError) -> Exit {
-        if e.sqlstate() == Some(crate::apply::BUSY) {
-            Exit::Refused
-        } else {
-            Exit::No
+        match e.sqlstate() {
+            Some(crate::apply::BUSY | crate::apply::FENCED) => Exit::Refused,
+            _ => Exit::No,
         }
     }
 }

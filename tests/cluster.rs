@@ -1827,3 +1827,75 @@ fn a_member_missing_from_the_inventory_is_shown_and_never_chosen_or_written() {
     let (_, v) = c.list_json(&[]);
     assert_eq!(c.leader_of(&v, "wk1"), leader);
 }
+
+#[test]
+fn resync_looks_again_after_the_prompt_and_writes_nothing_when_the_cluster_moved() {
+    use std::io::{Read, Write};
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = cluster();
+    let v = c.wait_ok();
+    let cn = c.leader_of(&v, "cn");
+    let old = c.leader_of(&v, "wk2");
+    c.harness(&["switchover", "wk2"]);
+    // A person at a terminal (script(1) gives citusctl a pty): the plan, then the question.
+    let cmd = c.citusctl(); // for its environment
+    let line = format!(
+        "{} -i {} resync",
+        common::bin().display(),
+        c.dir.join("inventory.yml").display()
+    );
+    let mut child = Command::new("script")
+        .args(["-qfec", &line, "/dev/null"])
+        .envs(cmd.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !String::from_utf8_lossy(&seen).contains("Apply") {
+        assert!(
+            Instant::now() < deadline,
+            "no prompt: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        let mut buf = [0u8; 4096];
+        let n = out.read(&mut buf).unwrap();
+        assert!(n > 0, "ended: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    // While the operator reads the plan, someone edits the row by hand.
+    let nodeid = c.sql(
+        &cn,
+        "SELECT nodeid FROM pg_dist_node WHERE groupid = 2 AND noderole = 'primary'",
+    );
+    c.sql(
+        &cn,
+        &format!("SELECT citus_update_node({nodeid}, 'moved-by-hand.invalid', 5432)"),
+    );
+    child.stdin.as_mut().unwrap().write_all(b"y\n").unwrap();
+    let mut rest = String::new();
+    let _ = out.read_to_string(&mut rest);
+    let status = child.wait().unwrap();
+    let text = format!("{}{rest}", String::from_utf8_lossy(&seen));
+    assert!(
+        text.contains("the cluster changed while you were deciding"),
+        "{text}"
+    );
+    assert!(!status.success(), "{text}");
+    // Nothing written: the row is as the hand left it.
+    assert_eq!(
+        c.sql(
+            &cn,
+            &format!("SELECT nodename FROM pg_dist_node WHERE nodeid = {nodeid}")
+        ),
+        "moved-by-hand.invalid"
+    );
+    let (_, v) = c.list_json(&[]);
+    assert_ne!(c.leader_of(&v, "wk2"), old);
+    let r = run(c.citusctl().args(["resync", "--yes"]));
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    c.wait_ok();
+}

@@ -95,7 +95,12 @@ async fn tick(
         match apply_database(pg, &coordinator, db, opts).await {
             Ok(()) => {}
             // Another controller, a switchover or a resync is at work: look again soon.
-            Err(e) if e.sqlstate() == Some(crate::apply::BUSY) => {
+            Err(e)
+                if matches!(
+                    e.sqlstate(),
+                    Some(crate::apply::BUSY | crate::apply::FENCED)
+                ) =>
+            {
                 return Ok(Tick::Unsettled(format!("{}: {e}; skipped", db.database)));
             }
             Err(e) => return Err(format!("{}: {e} (rolled back)", db.database)),

@@ -103,6 +103,21 @@ impl MetadataPlan {
             .sum::<usize>()
             + self.settings.len()
     }
+    /// What the plan does, one line per change: two plans that read the same do the same.
+    pub fn summary(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .databases
+            .iter()
+            .flat_map(|d| d.changes.iter().map(|c| c.describe(&d.database)))
+            .collect();
+        out.extend(self.settings.iter().map(|s| {
+            format!(
+                "{} citus.use_secondary_nodes {} -> {}",
+                s.member, s.now, s.wanted
+            )
+        }));
+        out
+    }
 }
 
 /// Plan every database. `views` follows `topo.groups`; `tables` holds each database's rows.
