@@ -23,6 +23,7 @@ pub mod pg;
 pub mod plan;
 pub mod secret;
 pub mod status;
+pub mod systemd;
 pub mod topology;
 pub mod ui;
 pub mod verdict;

@@ -6,6 +6,8 @@ mod common;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
 use common::{assert_snapshot, citusctl, run};
 
@@ -281,4 +283,52 @@ fn patroni_password_is_never_printed() {
         );
         assert_eq!(r.code, 3);
     }
+}
+
+/// The controller tells systemd it is ready, pings after every pass (failed ones too), and says
+/// when it stops.
+#[test]
+fn the_controller_speaks_systemds_notify_protocol() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempdir("notify");
+    // Nobody answers: every pass fails fast and the controller backs off.
+    let inv = write_inventory(&dir, &["http://127.0.0.1:9/"]);
+    let sock_path = dir.join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut child = citusctl()
+        .arg("-i")
+        .arg(&inv)
+        .args(["resync", "--watch", "--interval", "200ms"])
+        .env("NOTIFY_SOCKET", &sock_path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let recv = || {
+        let mut buf = [0u8; 512];
+        let n = sock.recv(&mut buf).expect("a notification within 10 s");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    assert!(recv().starts_with("READY=1"));
+    assert_eq!(recv(), "WATCHDOG=1", "one ping per pass, failed or not");
+    assert_eq!(recv(), "WATCHDOG=1");
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    // Pings may still be in flight; STOPPING=1 comes last.
+    loop {
+        let m = recv();
+        if m == "STOPPING=1" {
+            break;
+        }
+        assert_eq!(m, "WATCHDOG=1");
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
 }

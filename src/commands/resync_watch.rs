@@ -13,6 +13,9 @@ use crate::topology::Topology;
 
 const FAST: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// Longest one pass may take: observe, plan, and apply (whose waits are bounded by the
+/// statement timeout and the metadata-sync wait, 30 s each). The unit's WatchdogSec is above it.
+const PASS_LIMIT: Duration = Duration::from_secs(75);
 
 enum Tick {
     Settled,
@@ -39,11 +42,33 @@ pub async fn run(
         }
     ));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let systemd = crate::systemd::Notifier::from_env();
+    let notify = |msg: &str| {
+        if let Some(n) = &systemd {
+            n.notify(msg);
+        }
+    };
+    notify("READY=1\nSTATUS=watching pg_dist_node");
     let mut backoff = interval;
     let mut last_message = String::new();
     loop {
         let started = tokio::time::Instant::now();
-        let wait = match tick(topo, client, pg, scopes, opts).await {
+        // A pass never hangs the controller: past PASS_LIMIT it is dropped (its transaction,
+        // if any, rolls back on the server) and the next one starts after a backoff.
+        // A signal during a pass stops at once too (a dropped pass's transaction rolls back).
+        let pass = tokio::select! {
+            r = tokio::time::timeout(PASS_LIMIT, tick(topo, client, pg, scopes, opts)) => match r {
+                Ok(r) => r,
+                Err(_) => Err(format!(
+                    "a pass took longer than {}: abandoned",
+                    humantime::format_duration(PASS_LIMIT)
+                )),
+            },
+            _ = term.recv() => { notify("STOPPING=1"); log("SIGTERM: stopping (during a pass: its transaction, if any, rolls back)"); return Ok(Exit::Ok); }
+            _ = tokio::signal::ctrl_c() => { notify("STOPPING=1"); log("interrupted: stopping (during a pass: its transaction, if any, rolls back)"); return Ok(Exit::Interrupted); }
+        };
+        notify("WATCHDOG=1");
+        let wait = match pass {
             Ok(Tick::Settled) => {
                 if !last_message.is_empty() {
                     log("all groups settled");
@@ -72,8 +97,8 @@ pub async fn run(
         // Fixed rate: the time a pass took counts against the wait.
         tokio::select! {
             _ = tokio::time::sleep_until(started + wait) => {}
-            _ = term.recv() => { log("SIGTERM: stopping"); return Ok(Exit::Ok); }
-            _ = tokio::signal::ctrl_c() => { log("interrupted: stopping"); return Ok(Exit::Ok); }
+            _ = term.recv() => { notify("STOPPING=1"); log("SIGTERM: stopping"); return Ok(Exit::Ok); }
+            _ = tokio::signal::ctrl_c() => { notify("STOPPING=1"); log("interrupted: stopping"); return Ok(Exit::Interrupted); }
         }
     }
 }
