@@ -116,6 +116,7 @@ pub fn check_group(db: &str, group: &Group, view: &GroupView, rows: &[&DistNode]
         None => check_direct_group(db, group, view, rows),
     };
     for c in &mut checks {
+        accept_clone_row(c);
         if c.verdict == Verdict::Unexpected
             && let Some(name) = &c.nodename
             && name.ends_with(DEMOTED_SUFFIX)
@@ -126,6 +127,18 @@ pub fn check_group(db: &str, group: &Group, view: &GroupView, rows: &[&DistNode]
         }
     }
     checks
+}
+
+/// Citus 13.2's clone rows (`citus_add_clone_node`): `noderole = 'unavailable'`,
+/// `isactive = false`, often in a group of their own. They serve no query and are not a fault:
+/// say what they are instead of calling them unexpected or inactive.
+fn accept_clone_row(c: &mut RowCheck) {
+    if c.noderole == "unavailable" {
+        c.verdict = Verdict::Ok;
+        c.expected = None;
+        c.note =
+            "clone row (Citus 13.2+, citus_add_clone_node): serves no query until promoted".into();
+    }
 }
 
 /// What the pause of Citus before 12.1 appends to a primary row's name inside its transaction.
@@ -267,13 +280,15 @@ fn check_vip_group(
 pub fn check_orphans(db: &str, rows: &[&DistNode]) -> Vec<RowCheck> {
     rows.iter()
         .map(|r| {
-            RowCheck::of(
+            let mut c = RowCheck::of(
                 db,
                 r,
                 Verdict::Unexpected,
                 None,
                 format!("group {} is not in the inventory", r.groupid),
-            )
+            );
+            accept_clone_row(&mut c);
+            c
         })
         .collect()
 }
@@ -374,6 +389,35 @@ mod tests {
             checks[0].note.starts_with("left by an interrupted pause"),
             "{}",
             checks[0].note
+        );
+    }
+
+    #[test]
+    fn a_clone_row_of_citus_13_2_is_named_not_flagged() {
+        let (g, v) = wk1_led_by("pg3");
+        let p = row(2, 1, "10.0.0.3", "primary");
+        let mut clone = row(9, 1, "10.0.0.4", "unavailable");
+        clone.isactive = false;
+        let checks = check_group("postgres", &g, &v, &[&p, &clone]);
+        assert_eq!(
+            verdicts(&checks),
+            vec![(Some(2), Verdict::Ok), (Some(9), Verdict::Ok)]
+        );
+        assert!(
+            checks[1].note.starts_with("clone row"),
+            "{}",
+            checks[1].note
+        );
+        // In a group of its own, which the inventory does not know.
+        let mut alone = row(10, 7, "10.0.0.4", "unavailable");
+        alone.isactive = false;
+        let checks = check_orphans("postgres", &[&alone]);
+        assert_eq!(checks[0].verdict, Verdict::Ok);
+        // Any other row of an unknown group still is unexpected.
+        let other = row(11, 7, "10.0.0.5", "primary");
+        assert_eq!(
+            check_orphans("postgres", &[&other])[0].verdict,
+            Verdict::Unexpected
         );
     }
 
