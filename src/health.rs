@@ -96,6 +96,15 @@ impl GroupView {
     }
 }
 
+/// Every group's view, in the topology's order.
+pub fn group_views(topo: &crate::topology::Topology, probes: &[GroupProbe]) -> Vec<GroupView> {
+    topo.groups
+        .iter()
+        .zip(probes)
+        .map(|(g, p)| group_view(g, p))
+        .collect()
+}
+
 /// Merge the members' answers into one view of the group.
 pub fn group_view(group: &Group, probe: &GroupProbe) -> GroupView {
     // An answer for another scope (Patroni 3.2+ names it) is no answer about this group.

@@ -757,7 +757,7 @@ impl GroupPause {
         let mut done = Vec::new();
         for h in &self.held {
             let mut mine = steps(&h.target.database);
-            if let Some(restore) = self.restore_step(&h.target, &mine) {
+            if let Some(restore) = restore_step(self.method, &h.target, &mine) {
                 mine.push(restore);
             }
             for s in &mine {
@@ -781,10 +781,6 @@ impl GroupPause {
             Some(e) => Err(e),
             None => Ok(done),
         }
-    }
-
-    fn restore_step(&self, t: &PauseTarget, steps: &[Step]) -> Option<Step> {
-        restore_step(self.method, t, steps)
     }
 }
 

@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use crate::citus::DistNode;
-use crate::health::{GroupView, group_view};
+use crate::health::{GroupView, group_views};
 use crate::observe::{ClusterProbe, MetadataProbe};
 use crate::output::{Render, Table, tsv_field};
 use crate::patroni::{Lag, Role};
@@ -91,12 +91,7 @@ pub struct DatabaseReport {
 
 /// Build the report for the groups named in `scopes` (all when empty).
 pub fn build(topo: &Topology, probe: &ClusterProbe, scopes: &[String]) -> StatusReport {
-    let views: Vec<GroupView> = topo
-        .groups
-        .iter()
-        .zip(&probe.groups)
-        .map(|(g, p)| group_view(g, p))
-        .collect();
+    let views = group_views(topo, &probe.groups);
 
     let (metadata, tables) = metadata_report(&probe.metadata);
     let mut groups = Vec::new();

@@ -4,7 +4,7 @@
 
 use crate::citus::DistNode;
 use crate::exit::Exit;
-use crate::health::{GroupView, group_view};
+use crate::health::{GroupView, group_views};
 use crate::observe::{MetadataProbe, observe};
 use crate::patroni::PatroniClient;
 use crate::pg::PgParams;
@@ -31,12 +31,7 @@ pub async fn observe_for_write(
     pg: &PgParams,
 ) -> Result<Observed, Blocked> {
     let probe = observe(topo, client, pg).await;
-    let views: Vec<GroupView> = topo
-        .groups
-        .iter()
-        .zip(&probe.groups)
-        .map(|(g, p)| group_view(g, p))
-        .collect();
+    let views = group_views(topo, &probe.groups);
     let cn = &views[0];
     if cn.answered == 0 {
         return Err(Blocked {
