@@ -104,6 +104,13 @@ pid_alive() { # PID PATTERN
     [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
     tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "$pat"
 }
+# a child this script has just started: alive until it exits (a zombie not yet reaped counts as gone).
+# Unlike pid_alive it does not look at the command line, which between fork and exec is still this
+# script's own (checking it there made "etcd exited" a race on a loaded machine).
+child_alive() { # PID
+    local st
+    [ -n "$1" ] && st=$(awk '/^State:/ { print $2 }' "/proc/$1/status" 2>/dev/null) && [ -n "$st" ] && [ "$st" != Z ]
+}
 pidfile_pid() { [ -f "$1" ] && head -n1 "$1" | tr -dc 0-9 || true; }
 postmaster_pid() { pidfile_pid "$DIR/$1/data/postmaster.pid"; }
 patroni_pid() { pidfile_pid "$DIR/pids/$1.pid"; }
@@ -383,10 +390,11 @@ start_etcd() {
         --initial-cluster "citusctl-test=http://$NET.250:2380" --initial-cluster-state new \
         --initial-cluster-token "citusctl-test-$NET" --enable-v2=false \
         >>"$DIR/etcd.log" 2>&1 </dev/null &
-    echo $! >"$DIR/pids/etcd.pid"
+    pid=$!
+    echo "$pid" >"$DIR/pids/etcd.pid"
     local deadline=$(($(date +%s) + 20))
     until curl -s -m 1 "http://$NET.250:2379/health" | grep -q '"health":"true"'; do
-        pid_alive "$!" etcd || { tail -n 20 "$DIR/etcd.log" >&2; die "etcd exited"; }
+        child_alive "$pid" || { tail -n 20 "$DIR/etcd.log" >&2; die "etcd exited (log: $DIR/etcd.log)"; }
         [ "$(date +%s)" -lt "$deadline" ] || { tail -n 20 "$DIR/etcd.log" >&2; die "etcd not healthy after 20 s"; }
         sleep 0.1
     done
@@ -412,7 +420,8 @@ start_patroni() { # MEMBER
 wait_member_running() { # MEMBER TIMEOUT_S
     local m=$1 deadline=$(($(date +%s) + $2))
     until rest_get "$m" patroni 2>/dev/null | grep -q '"state": *"running"'; do
-        pid_alive "$(patroni_pid "$m")" patroni || { tail -n 30 "$DIR/$m/patroni.log" >&2; die "patroni of $m exited"; }
+        # (between fork and exec the child's command line is still this script's)
+        pid_alive "$(patroni_pid "$m")" patroni || pid_alive "$(patroni_pid "$m")" cluster.sh || { tail -n 30 "$DIR/$m/patroni.log" >&2; die "patroni of $m exited"; }
         [ "$(date +%s)" -lt "$deadline" ] || { tail -n 30 "$DIR/$m/patroni.log" >&2; die "$m not running after $2 s"; }
         sleep 0.3
     done
@@ -598,7 +607,7 @@ start_haproxy() { # (re)start haproxy on DIR/haproxy.cfg; a running one hands ov
     echo "$pid" >"$DIR/pids/haproxy.pid"
     deadline=$(($(date +%s) + 10))
     until haproxy_checked "$pid"; do
-        pid_alive "$pid" "haproxy -f $DIR/haproxy.cfg" || { tail -n 20 "$DIR/haproxy.log" >&2; die "haproxy exited"; }
+        child_alive "$pid" || { tail -n 20 "$DIR/haproxy.log" >&2; die "haproxy exited (log: $DIR/haproxy.log)"; }
         [ "$(date +%s)" -lt "$deadline" ] || { tail -n 20 "$DIR/haproxy.log" >&2; die "haproxy not ready after 10 s"; }
         sleep 0.1
     done
@@ -725,6 +734,9 @@ cmd_start() {
             die "something already listens on $(member_addr "$m"):8008 (another cluster on --net $NET?)"
         fi
     done
+    if ! pid_alive "$(pidfile_pid "$DIR/pids/etcd.pid")" etcd && timeout 1 bash -c "exec 3<>/dev/tcp/$NET.250/2379" 2>/dev/null; then
+        die "something already listens on $NET.250:2379, etcd's address (another cluster on --net $NET?)"
+    fi
     if ! pid_alive "$(pidfile_pid "$DIR/pids/haproxy.pid")" "haproxy -f $DIR/haproxy.cfg"; then
         for s in "${SCOPES[@]}"; do
             for k in rw ro; do
