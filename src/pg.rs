@@ -1,7 +1,13 @@
 //! PostgreSQL connections with libpq's conventions: PGUSER, PGPASSWORD, PGSSLMODE,
-//! PGSSLROOTCERT, PGPASSFILE / `~/.pgpass`, PGCONNECT_TIMEOUT, and sslmode semantics
-//! (`prefer`/`require` encrypt without checking the certificate, `verify-ca` checks the chain,
-//! `verify-full` the chain and the host name).
+//! PGSSLROOTCERT, PGPASSFILE / `~/.pgpass`, PGCONNECT_TIMEOUT, and sslmode semantics:
+//! - `disable` never encrypts; `allow` tries plain first and TLS only when the server refuses
+//!   it; `prefer` tries TLS first;
+//! - `prefer`/`require` encrypt without checking the certificate, except that `require` with a
+//!   root certificate (`sslrootcert`, PGSSLROOTCERT or `~/.postgresql/root.crt`) checks the chain
+//!   as `verify-ca` does (libpq's rule);
+//! - `verify-ca` checks the chain, `verify-full` the chain and the host name.
+//!
+//! The inventory's settings come first, then the environment, then libpq's defaults.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -56,6 +62,28 @@ impl PgError {
     }
 }
 
+/// The inventory's `connect_timeout`, else PGCONNECT_TIMEOUT as libpq reads it (whole seconds,
+/// below 2 raised to 2; 0 or garbage means unset: we keep a limit rather than wait forever).
+fn connect_timeout(inventory: Option<Duration>, env: Option<&str>) -> Duration {
+    inventory.unwrap_or_else(|| {
+        env.and_then(|t| t.trim().parse::<u64>().ok())
+            .filter(|t| *t > 0)
+            .map(|t| Duration::from_secs(t.max(2)))
+            .unwrap_or(DEFAULT_CONNECT_TIMEOUT)
+    })
+}
+
+/// libpq: `require` with a root certificate at hand checks the chain, as `verify-ca`.
+fn effective_sslmode(mode: SslMode, have_root_cert: bool) -> SslMode {
+    match mode {
+        SslMode::Require if have_root_cert => SslMode::VerifyCa,
+        m => m,
+    }
+}
+
+/// When neither the inventory nor PGCONNECT_TIMEOUT says.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Connection settings resolved once per command.
 #[derive(Debug, Clone)]
 pub struct PgParams {
@@ -92,11 +120,11 @@ impl PgParams {
                     .map(|h| h.join(".postgresql/root.crt"))
                     .filter(|p| p.exists())
             });
-        let connect_timeout = env_nonempty("PGCONNECT_TIMEOUT")
-            .and_then(|t| t.parse::<u64>().ok())
-            .filter(|t| *t > 0)
-            .map(Duration::from_secs)
-            .unwrap_or(s.connect_timeout);
+        let connect_timeout = connect_timeout(
+            s.connect_timeout,
+            env_nonempty("PGCONNECT_TIMEOUT").as_deref(),
+        );
+        let sslmode = effective_sslmode(sslmode, sslrootcert.is_some());
         Ok(PgParams {
             user,
             password,
@@ -121,6 +149,31 @@ pub async fn connect(
     ep: &Endpoint,
     dbname: &str,
 ) -> Result<tokio_postgres::Client, PgError> {
+    if params.sslmode != SslMode::Allow {
+        return connect_as(params, params.sslmode, ep, dbname).await;
+    }
+    // `allow`: plain first; when the server refuses a plain connection (pg_hba `hostssl`
+    // only), once more with TLS, as libpq does.
+    match connect_as(params, SslMode::Disable, ep, dbname).await {
+        Err(PgError::Connect { message, .. }) if refused_plain(&message) => {
+            connect_as(params, SslMode::Require, ep, dbname).await
+        }
+        r => r,
+    }
+}
+
+/// The server's answer to a plain connection that only TLS may make (pg_hba.conf `hostssl`,
+/// or a server that demands encryption).
+fn refused_plain(message: &str) -> bool {
+    message.contains("no encryption") || message.contains("SSL off")
+}
+
+async fn connect_as(
+    params: &PgParams,
+    sslmode: SslMode,
+    ep: &Endpoint,
+    dbname: &str,
+) -> Result<tokio_postgres::Client, PgError> {
     let mut cfg = tokio_postgres::Config::new();
     cfg.host(&ep.host)
         .port(ep.port)
@@ -128,8 +181,8 @@ pub async fn connect(
         .dbname(dbname)
         .application_name("citusctl")
         .connect_timeout(params.connect_timeout)
-        .ssl_mode(match params.sslmode {
-            SslMode::Disable => PgSslMode::Disable,
+        .ssl_mode(match sslmode {
+            SslMode::Disable | SslMode::Allow => PgSslMode::Disable,
             SslMode::Prefer => PgSslMode::Prefer,
             _ => PgSslMode::Require,
         });
@@ -182,7 +235,7 @@ fn tls_connector(params: &PgParams) -> Result<tokio_postgres_rustls::MakeRustlsC
         .with_safe_default_protocol_versions()
         .map_err(|e| PgError::Tls(e.to_string()))?;
     let config = match params.sslmode {
-        SslMode::Disable | SslMode::Prefer | SslMode::Require => builder
+        SslMode::Disable | SslMode::Allow | SslMode::Prefer | SslMode::Require => builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
             .with_no_client_auth(),
@@ -391,6 +444,32 @@ fn split_pgpass(line: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connect_timeout_inventory_first_then_libpqs_env() {
+        let s = Duration::from_secs;
+        assert_eq!(connect_timeout(Some(s(7)), Some("1")), s(7));
+        assert_eq!(connect_timeout(None, Some("10")), s(10));
+        assert_eq!(connect_timeout(None, Some("1")), s(2));
+        assert_eq!(connect_timeout(None, Some("0")), DEFAULT_CONNECT_TIMEOUT);
+        assert_eq!(connect_timeout(None, Some("soon")), DEFAULT_CONNECT_TIMEOUT);
+        assert_eq!(connect_timeout(None, None), DEFAULT_CONNECT_TIMEOUT);
+    }
+
+    #[test]
+    fn sslmodes_as_libpq_means_them() {
+        assert_eq!(SslMode::parse("allow"), Some(SslMode::Allow));
+        assert_eq!(effective_sslmode(SslMode::Require, true), SslMode::VerifyCa);
+        assert_eq!(effective_sslmode(SslMode::Require, false), SslMode::Require);
+        assert_eq!(effective_sslmode(SslMode::Prefer, true), SslMode::Prefer);
+        assert_eq!(effective_sslmode(SslMode::Allow, true), SslMode::Allow);
+        assert!(refused_plain(
+            "no pg_hba.conf entry for host \"127.0.0.1\", user \"u\", database \"d\", no encryption"
+        ));
+        assert!(!refused_plain(
+            "password authentication failed for user \"u\""
+        ));
+    }
 
     #[test]
     fn pgpass_wildcards_and_escapes() {

@@ -37,6 +37,11 @@ pub enum SecretSource {
 pub enum SecretError {
     #[error("environment variable {0} is not set (it should hold the password)")]
     EnvMissing(String),
+    #[error(
+        "password file {} can be read by others (mode {mode:o}): refused, as libpq refuses such a ~/.pgpass; chmod 600 it",
+        path.display()
+    )]
+    Exposed { path: PathBuf, mode: u32 },
     #[error("cannot read password file {path}: {source}")]
     File {
         path: PathBuf,
@@ -67,6 +72,12 @@ impl SecretSource {
 }
 
 fn read_secret_file(path: &Path) -> Result<Secret, SecretError> {
+    if readable_by_others(path) {
+        return Err(SecretError::Exposed {
+            path: path.to_owned(),
+            mode: file_mode(path),
+        });
+    }
     let text = std::fs::read_to_string(path).map_err(|source| SecretError::File {
         path: path.to_owned(),
         source,
@@ -88,9 +99,42 @@ pub fn readable_by_others(_path: &Path) -> bool {
     false
 }
 
+#[cfg(unix)]
+fn file_mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .map(|m| m.permissions().mode() & 0o7777)
+        .unwrap_or(0)
+}
+
+#[cfg(not(unix))]
+fn file_mode(_path: &Path) -> u32 {
+    0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_password_file_others_can_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("citusctl-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("pw");
+        std::fs::write(&f, "hunter2\n").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = SecretSource::File(f.clone())
+            .resolve()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("can be read by others (mode 644)"), "{err}");
+        assert!(!err.contains("hunter2"));
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(SecretSource::File(f).resolve().unwrap().expose(), "hunter2");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn secret_never_formats_its_value() {

@@ -84,6 +84,8 @@ impl fmt::Display for Endpoint {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SslMode {
     Disable,
+    /// libpq's `allow`: plain first, TLS only when the server insists.
+    Allow,
     Prefer,
     Require,
     VerifyCa,
@@ -94,7 +96,8 @@ impl SslMode {
     pub fn parse(s: &str) -> Option<SslMode> {
         Some(match s {
             "disable" => SslMode::Disable,
-            "allow" | "prefer" => SslMode::Prefer,
+            "allow" => SslMode::Allow,
+            "prefer" => SslMode::Prefer,
             "require" => SslMode::Require,
             "verify-ca" => SslMode::VerifyCa,
             "verify-full" => SslMode::VerifyFull,
@@ -110,7 +113,8 @@ pub struct PostgresSettings {
     pub password: Option<SecretSource>,
     pub sslmode: Option<SslMode>,
     pub sslrootcert: Option<std::path::PathBuf>,
-    pub connect_timeout: Duration,
+    /// None: $PGCONNECT_TIMEOUT, else 3 s (the inventory comes first, as the README says).
+    pub connect_timeout: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]

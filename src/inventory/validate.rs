@@ -114,12 +114,15 @@ pub fn validate(file: &Path, mut raw: RawInventory) -> Result<Topology, Inventor
             })?),
         },
         sslrootcert: pg.sslrootcert.map(|p| PathBuf::from(p.value)),
-        connect_timeout: duration(
-            &cx,
-            "postgres.connect_timeout",
-            pg.connect_timeout,
-            DEFAULT_PG_CONNECT_TIMEOUT,
-        )?,
+        connect_timeout: match pg.connect_timeout {
+            None => None,
+            raw => Some(duration(
+                &cx,
+                "postgres.connect_timeout",
+                raw,
+                DEFAULT_PG_CONNECT_TIMEOUT,
+            )?),
+        },
     };
 
     let pt = raw.patroni.take().unwrap_or_default();

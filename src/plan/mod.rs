@@ -503,7 +503,7 @@ mod tests {
                 password: None,
                 sslmode: None,
                 sslrootcert: None,
-                connect_timeout: Duration::from_secs(1),
+                connect_timeout: Some(Duration::from_secs(1)),
             },
             patroni: PatroniSettings {
                 username: None,
