@@ -160,6 +160,9 @@ pub async fn lock_writers<C: tokio_postgres::GenericClient>(
     })
 }
 
+/// How long a node change waits for Citus to resync metadata workers first.
+const METADATA_SYNC_WAIT: Duration = Duration::from_secs(30);
+
 /// Tries of one database's transaction when it loses a lock race that leaves nothing changed.
 const APPLY_TRIES: u32 = 3;
 
@@ -176,10 +179,17 @@ pub async fn apply_database(
     if plan.steps.is_empty() {
         return Ok(());
     }
+    // The client's own bound on one try: connect, the metadata-sync wait, the statements
+    // (each bounded by the server's statement_timeout) and COMMIT.
+    let limit = params.connect_timeout
+        + METADATA_SYNC_WAIT
+        + Duration::from_millis(opts.statement_timeout_ms.saturating_mul(2))
+        + Duration::from_secs(5);
+    let what = format!("writing pg_dist_node on {coordinator}");
     let mut tries = 0;
     loop {
         tries += 1;
-        match apply_once(params, coordinator, plan, opts).await {
+        match pg::bounded(limit, &what, apply_once(params, coordinator, plan, opts)).await {
             Err(e) if tries < APPLY_TRIES && is_lost_race(&e) => {
                 tracing::info!("{}: {e}: trying again", plan.database);
                 tokio::time::sleep(Duration::from_millis(50 * u64::from(tries))).await;
@@ -210,7 +220,7 @@ async fn apply_once(
         .iter()
         .any(|s| !matches!(s, Step::UpdateNode { .. }))
     {
-        wait_metadata_synced(&client, Duration::from_secs(30)).await?;
+        wait_metadata_synced(&client, METADATA_SYNC_WAIT).await?;
     }
     let tx = client
         .transaction()
@@ -354,6 +364,21 @@ pub async fn apply_setting(
         "always" => "always",
         _ => "never",
     };
+    pg::bounded(
+        params.connect_timeout + pg::READ_LIMIT,
+        &format!("setting citus.use_secondary_nodes on {}", change.endpoint),
+        set_and_reload(params, change, dbname, value, terminate_sessions),
+    )
+    .await
+}
+
+async fn set_and_reload(
+    params: &PgParams,
+    change: &crate::plan::SettingChange,
+    dbname: &str,
+    value: &str,
+    terminate_sessions: bool,
+) -> Result<u64, PgError> {
     let c = pg::connect(params, &change.endpoint, dbname).await?;
     // A constant from the match above: nothing from outside reaches this statement.
     c.batch_execute(&format!(
@@ -387,13 +412,16 @@ pub async fn read_setting(
     let c = pg::connect(params, ep, dbname)
         .await
         .map_err(|e| e.to_string())?;
-    let row = c
-        .query_one(
+    let row = pg::within(
+        pg::READ_LIMIT,
+        &format!("PostgreSQL at {ep}"),
+        c.query_one(
             "SELECT pg_catalog.current_setting('citus.use_secondary_nodes', true)",
             &[],
-        )
-        .await
-        .map_err(|e| PgError::from_query(&e).to_string())?;
+        ),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     row.get::<_, Option<String>>(0)
         .ok_or_else(|| "unknown setting (is Citus loaded?)".to_owned())
 }

@@ -14,15 +14,17 @@ pub struct Landing {
 
 pub async fn landing(params: &PgParams, ep: &Endpoint, dbname: &str) -> Result<Landing, PgError> {
     let c = pg::connect(params, ep, dbname).await?;
-    let row = c
-        .query_one(
+    let row = pg::within(
+        pg::READ_LIMIT,
+        &format!("PostgreSQL at {ep}"),
+        c.query_one(
             "SELECT pg_catalog.pg_is_in_recovery(), \
                     (SELECT system_identifier::text FROM pg_catalog.pg_control_system()), \
                     host(inet_server_addr())",
             &[],
-        )
-        .await
-        .map_err(|e| PgError::from_query(&e))?;
+        ),
+    )
+    .await?;
     Ok(Landing {
         in_recovery: row.get(0),
         system_identifier: row.get(1),

@@ -73,13 +73,20 @@ pub async fn observe(topo: &Topology, client: &PatroniClient, pg: &PgParams) -> 
             let reads = topo.databases.iter().map(|db| {
                 let ep = ep.clone();
                 async move {
-                    let r = async {
+                    let read = async {
                         let c = pg::connect(pg, &ep, db).await.map_err(|e| e.to_string())?;
                         citus::read_metadata(&c, db)
                             .await
                             .map_err(|e: CitusError| e.to_string())
-                    }
-                    .await;
+                    };
+                    let limit = pg.connect_timeout + pg::READ_LIMIT;
+                    let r = match tokio::time::timeout(limit, read).await {
+                        Ok(r) => r,
+                        Err(_) => Err(format!(
+                            "PostgreSQL at {ep} did not answer within {}",
+                            humantime::format_duration(limit)
+                        )),
+                    };
                     (db.clone(), r)
                 }
             });

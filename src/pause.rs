@@ -34,7 +34,7 @@ use tokio_postgres::Client;
 
 use crate::apply::{UpdateOptions, WRITER_LOCK, run_step};
 use crate::citus::DistNode;
-use crate::pg::{self, PgError, PgParams};
+use crate::pg::{self, PgError, PgParams, within};
 use crate::plan::Step;
 use crate::topology::Endpoint;
 
@@ -248,23 +248,6 @@ pub fn is_lock_conflict(e: &PgError) -> bool {
             _ => false,
         },
         _ => false,
-    }
-}
-
-async fn within<T>(
-    limit: Duration,
-    what: &str,
-    fut: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
-) -> Result<T, PgError> {
-    match tokio::time::timeout(limit, fut).await {
-        Ok(r) => r.map_err(|e| PgError::from_query(&e)),
-        Err(_) => Err(PgError::Query {
-            code: None,
-            message: format!(
-                "{what}: no answer within {}",
-                humantime::format_duration(limit)
-            ),
-        }),
     }
 }
 

@@ -81,6 +81,40 @@ fn effective_sslmode(mode: SslMode, have_root_cert: bool) -> SslMode {
     }
 }
 
+/// The client's own limit on a read of a few rows (observe, member checks): a server that
+/// accepted the connection and then stopped answering is reported, never waited for.
+pub const READ_LIMIT: Duration = Duration::from_secs(10);
+
+/// One query with the client's own time limit (every await after a connect has one).
+pub async fn within<T>(
+    limit: Duration,
+    what: &str,
+    fut: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T, PgError> {
+    bounded(limit, what, async {
+        fut.await.map_err(|e| PgError::from_query(&e))
+    })
+    .await
+}
+
+/// Any PostgreSQL work (connect included) with the client's own time limit.
+pub async fn bounded<T>(
+    limit: Duration,
+    what: &str,
+    fut: impl std::future::Future<Output = Result<T, PgError>>,
+) -> Result<T, PgError> {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(PgError::Query {
+            code: None,
+            message: format!(
+                "{what}: no answer within {}",
+                humantime::format_duration(limit)
+            ),
+        }),
+    }
+}
+
 /// When neither the inventory nor PGCONNECT_TIMEOUT says.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -181,6 +215,11 @@ async fn connect_as(
         .dbname(dbname)
         .application_name("citusctl")
         .connect_timeout(params.connect_timeout)
+        // A server that vanishes (host down, network cut) ends the connection in ~11 s.
+        .keepalives(true)
+        .keepalives_idle(Duration::from_secs(5))
+        .keepalives_interval(Duration::from_secs(2))
+        .keepalives_retries(3)
         .ssl_mode(match sslmode {
             SslMode::Disable | SslMode::Allow => PgSslMode::Disable,
             SslMode::Prefer => PgSslMode::Prefer,
