@@ -4,6 +4,8 @@
 //! back as they found it; they run one at a time (`--test-threads=1`).
 
 mod common;
+#[path = "cluster/faults.rs"]
+mod faults;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

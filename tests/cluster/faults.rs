@@ -1,0 +1,264 @@
+//! The fault suite: the bad day, on the real local cluster. Each test breaks something while
+//! clients write (pgbench's TPC-B through the coordinator leader) and asserts what a DBA checks
+//! afterwards: every transaction pgbench was told committed is there, no pause is left behind,
+//! and `pg_dist_node` is right, put right by citusctl itself (the command, or the controller
+//! that the README tells to run), not by a later command. Each prints one `fault:` line with
+//! its figures (BENCHMARKS.md's faults table).
+
+use super::*;
+
+/// pgbench's account without judging it: (committed, failed, aborted clients, output).
+/// Faults that cut connections may abort clients; what is never allowed is a lost commit.
+fn tpcb_counts(child: std::process::Child) -> (u64, u64, bool, String) {
+    let out = child.wait_with_output().expect("pgbench");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let number = |label: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(label))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.split('/').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no '{label}' in pgbench's output:\n{text}"))
+    };
+    (
+        number("number of transactions actually processed: "),
+        number("number of failed transactions: "),
+        text.contains("aborted"),
+        text,
+    )
+}
+
+/// Every transaction pgbench counted as committed is in `pgbench_history` (one row each).
+fn assert_nothing_acknowledged_lost(c: &Cluster, cn: &str, done: u64, text: &str) -> u64 {
+    assert!(done > 0, "no transaction committed at all:\n{text}");
+    let found: u64 = c
+        .sql(cn, "SELECT count(*) FROM pgbench_history")
+        .parse()
+        .unwrap();
+    assert!(
+        found >= done,
+        "acknowledged transactions lost: pgbench counted {done} commits, {found} rows found:\n{text}"
+    );
+    found
+}
+
+/// `resync --watch` in the background, its log captured.
+fn controller(c: &Cluster, interval: &str) -> std::process::Child {
+    c.citusctl()
+        .args(["resync", "--watch", "--interval", interval])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn stop_controller(child: std::process::Child) -> String {
+    signal(child.id(), "-TERM");
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Wait until `scope`'s leader differs from `old` and every verdict is ok; the time it took.
+fn wait_repaired(c: &Cluster, scope: &str, old: &str, limit: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        let (r, v) = c.list_json(&[]);
+        if r.code == 0 && c.leader_of(&v, scope) != old {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < limit,
+            "{scope}: rows not right after {limit:?}:\n{}",
+            r.stdout
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Start `switchover SCOPE` and return once it says it asked Patroni (the pause is held).
+fn switchover_until_asked(
+    c: &Cluster,
+    scope: &str,
+) -> (
+    std::process::Child,
+    std::io::BufReader<std::process::ChildStderr>,
+) {
+    use std::io::BufRead;
+    let mut child = c
+        .citusctl()
+        .args(["switchover", scope, "--yes", "-f", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut said = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "citusctl ended early:\n{said}"
+        );
+        said.push_str(&line);
+        if line.contains("asked Patroni") {
+            return (child, err);
+        }
+    }
+}
+
+fn postmaster_pid(c: &Cluster, member: &str) -> u32 {
+    let text = std::fs::read_to_string(c.dir.join(member).join("data/postmaster.pid")).unwrap();
+    text.lines().next().unwrap().trim().parse().unwrap()
+}
+
+#[test]
+fn fault_citusctl_killed_mid_switchover_the_server_ends_the_pause_and_the_controller_repairs() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = cluster();
+    let v = c.wait_ok();
+    let cn = c.leader_of(&v, "cn");
+    let old = c.leader_of(&v, "wk1");
+    tpcb_setup(&c, &cn);
+    c.sql(&cn, "TRUNCATE pgbench_history");
+    let ctl = controller(&c, "500ms");
+    let load = tpcb_start(&c, &cn, 10);
+    std::thread::sleep(Duration::from_secs(2));
+    let (mut child, _err) = switchover_until_asked(&c, "wk1");
+    // SIGKILL: no handler runs, no ROLLBACK is sent; the kernel closes the socket.
+    std::thread::sleep(Duration::from_millis(200));
+    signal(child.id(), "-KILL");
+    let killed = Instant::now();
+    let _ = child.wait();
+    while pause_sessions(&c, &cn) != "0" {
+        assert!(
+            killed.elapsed() < Duration::from_secs(3),
+            "a pause outlived its killed client"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pause_gone = killed.elapsed();
+    // Patroni finishes the switchover it was asked for; the controller puts the row right.
+    let repaired = wait_repaired(&c, "wk1", &old, Duration::from_secs(30));
+    let (done, failed, _aborted, text) = tpcb_counts(load);
+    let found = assert_nothing_acknowledged_lost(&c, &cn, done, &text);
+    let log = stop_controller(ctl);
+    assert!(
+        log.contains("wk1 primary row"),
+        "the controller did not repair:\n{log}"
+    );
+    assert_eq!(pause_sessions(&c, &cn), "0");
+    eprintln!(
+        "fault: citusctl SIGKILLed mid-switchover: pause gone {pause_gone:?} after the kill; \
+         rows right {repaired:?} after it (controller); {done} committed, {found} found, {failed} failed"
+    );
+    c.wait_ok();
+}
+
+#[test]
+fn fault_a_coordinator_that_accepts_and_never_answers_is_reported_in_bounded_time_and_never_written()
+ {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = cluster();
+    let v = c.wait_ok();
+    let cn = c.leader_of(&v, "cn");
+    let wk1 = c.leader_of(&v, "wk1");
+    let before = dist_rows_full(&c, &cn);
+    // The postmaster frozen: the kernel still completes TCP handshakes into its backlog, but
+    // nobody answers the startup packet (a hung host, a process stuck in D state).
+    let pm = postmaster_pid(&c, &cn);
+    signal(pm, "-STOP");
+    let thawed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let t = Instant::now();
+        let (l, v) = c.list_json(&[]);
+        let took = t.elapsed();
+        assert_ne!(l.code, 0, "{}", l.stdout);
+        let text = v.to_string();
+        assert!(text.contains("did not answer within 3s"), "{text}");
+        // PostgreSQL's default connect_timeout in the inventory is 3 s; list is bounded by it.
+        assert!(took < Duration::from_secs(8), "list took {took:?}");
+        let t = Instant::now();
+        let w = run(c
+            .citusctl()
+            .args(["switchover", "wk1", "--yes", "-f", "json"]));
+        let sw_took = t.elapsed();
+        assert_eq!(w.code, 3, "{}\n{}", w.stdout, w.stderr);
+        assert!(
+            sw_took < Duration::from_secs(8),
+            "switchover took {sw_took:?}"
+        );
+        let t = Instant::now();
+        let r = run(c.citusctl().args(["resync", "--yes", "-f", "json"]));
+        let rs_took = t.elapsed();
+        assert_ne!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+        assert!(rs_took < Duration::from_secs(8), "resync took {rs_took:?}");
+        eprintln!(
+            "fault: coordinator PostgreSQL frozen: list {took:?} (exit {}), switchover refused in \
+             {sw_took:?} (exit 3), resync {rs_took:?} (exit {})",
+            l.code, r.code
+        );
+    }));
+    signal(pm, "-CONT");
+    if let Err(p) = thawed {
+        std::panic::resume_unwind(p);
+    }
+    let v = c.wait_ok();
+    // Nothing was asked of Patroni, nothing written.
+    assert_eq!(c.leader_of(&v, "wk1"), wk1);
+    assert_eq!(dist_rows_full(&c, &cn), before);
+}
+
+#[test]
+fn fault_two_controllers_and_a_switchover_at_once_then_one_controller_host_dies() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = cluster();
+    let v = c.wait_ok();
+    let cn = c.leader_of(&v, "cn");
+    let old1 = c.leader_of(&v, "wk1");
+    tpcb_setup(&c, &cn);
+    c.sql(&cn, "TRUNCATE pgbench_history");
+    // One controller per coordinator member, as the README deploys them.
+    let a = controller(&c, "200ms");
+    let b = controller(&c, "200ms");
+    let load = tpcb_start(&c, &cn, 10);
+    std::thread::sleep(Duration::from_secs(2));
+    let r = run(c
+        .citusctl()
+        .args(["switchover", "wk1", "--yes", "-f", "json"]));
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let rep: Value = serde_json::from_str(&r.stdout).unwrap();
+    let (done, failed, aborted, text) = tpcb_counts(load);
+    let found = assert_nothing_acknowledged_lost(&c, &cn, done, &text);
+    assert_eq!(failed, 0, "failed transactions:\n{text}");
+    assert!(!aborted, "a client aborted:\n{text}");
+    let (_, v) = c.list_json(&[]);
+    let new1 = c.leader_of(&v, "wk1");
+    assert_ne!(new1, old1);
+    assert_eq!(primary_row(group(&v, "wk1"))["nodename"], c.addr(&new1));
+
+    // One controller's host dies (SIGKILL: no goodbye); Patroni switches wk2 over by itself.
+    signal(a.id(), "-KILL");
+    let log_a = String::from_utf8_lossy(&a.wait_with_output().unwrap().stderr).into_owned();
+    let old2 = c.leader_of(&v, "wk2");
+    c.harness(&["switchover", "wk2"]);
+    let took = wait_repaired(&c, "wk2", &old2, Duration::from_secs(15));
+    let log_b = stop_controller(b);
+    // The switchover wrote wk1's row; neither controller rewrote it (no flapping).
+    for log in [&log_a, &log_b] {
+        assert!(
+            !log.contains("wk1 primary row"),
+            "a controller rewrote wk1:\n{log}"
+        );
+    }
+    assert!(log_b.contains("wk2 primary row"), "{log_b}");
+    assert_eq!(pause_sessions(&c, &cn), "0");
+    eprintln!(
+        "fault: two controllers + switchover under TPC-B: paused {} ms, {done} committed, {found} found, \
+         {failed} failed; controller killed, the other repaired wk2 {took:?} after Patroni's switchover",
+        rep["paused_ms"]
+    );
+    c.wait_ok();
+}
