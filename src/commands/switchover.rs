@@ -101,6 +101,7 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
         pause_wait: args.pause_wait,
         terminate_after: args.terminate_after,
         scheduled: args.scheduled.clone(),
+        interrupt: Some(std::sync::Arc::new(tokio::sync::Notify::new())),
     };
 
     let observed = match op::observe(&ctx.topo, &client, &pg, &group.scope).await {
@@ -166,17 +167,29 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
     let progress = Progress::new();
     let say = |m: &str| progress.say(m);
     let old_leader = plan.observed.leader.name.clone();
-    report.result = tokio::select! {
-        r = op::execute(&ctx.topo, &client, &pg, plan, &opts, &say) => r,
-        _ = tokio::signal::ctrl_c() => {
-            // Dropping the switchover dropped the pause: its sessions close and the server
-            // rolls back (the rename with it). Give their tasks a moment to say goodbye.
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            Switchover {
-                old_leader,
-                outcome: Outcome::Interrupted,
-                error: Some("interrupted: the pause was let go (rolled back, pg_dist_node unchanged); if Patroni had been asked it finishes the switchover by itself: `citusctl list` shows the state, `citusctl resync` repairs the rows".into()),
-                ..Default::default()
+    // The first Ctrl-C asks the switchover to stop as safely as it can (see
+    // SwitchoverOptions::interrupt); a second one leaves at once.
+    let execute = op::execute(&ctx.topo, &client, &pg, plan, &opts, &say);
+    tokio::pin!(execute);
+    let mut interrupts = 0;
+    report.result = loop {
+        tokio::select! {
+            r = &mut execute => break r,
+            _ = tokio::signal::ctrl_c() => {
+                interrupts += 1;
+                if interrupts == 1 {
+                    if let Some(n) = &opts.interrupt { n.notify_one(); }
+                    continue;
+                }
+                // Dropping the switchover dropped the pause: its sessions close and the server
+                // rolls back (the rename with it). Give their tasks a moment to say goodbye.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                break Switchover {
+                    old_leader,
+                    outcome: Outcome::Interrupted,
+                    error: Some("interrupted twice: citusctl left at once; no pause is held; if Patroni had been asked it finishes the switchover by itself: `citusctl list` shows the state, `citusctl resync` repairs the rows".into()),
+                    ..Default::default()
+                };
             }
         }
     };

@@ -38,6 +38,19 @@ pub struct SwitchoverOptions {
     pub terminate_after: Option<Duration>,
     /// Hand a scheduled switchover to Patroni (no pause).
     pub scheduled: Option<String>,
+    /// Notified when the operator interrupts (the first Ctrl-C). Before Patroni is asked, the
+    /// switchover stops there (nothing changed); once asked, Patroni cannot be un-asked: the
+    /// pause is let go at once and the switchover finishes without it (rows repaired).
+    pub interrupt: Option<std::sync::Arc<tokio::sync::Notify>>,
+}
+
+impl SwitchoverOptions {
+    async fn interrupted(&self) {
+        match &self.interrupt {
+            Some(n) => n.notified().await,
+            None => std::future::pending().await,
+        }
+    }
 }
 
 /// How a switchover ended.
@@ -300,7 +313,19 @@ pub async fn execute(
             hold: opts.pause_timeout,
             terminate_after: opts.terminate_after,
         };
-        match GroupPause::acquire(pg, &cn_ep, &group.scope, &plan.targets, &popts, progress).await {
+        let acquire =
+            GroupPause::acquire(pg, &cn_ep, &group.scope, &plan.targets, &popts, progress);
+        let got = tokio::select! {
+            r = acquire => r,
+            _ = opts.interrupted() => {
+                // Dropping the attempt closes its sessions: the server rolls it back.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                out.outcome = Outcome::Interrupted;
+                out.error = Some("interrupted before Patroni was asked: the pause was let go (rolled back), nothing changed".into());
+                return out;
+            }
+        };
+        match got {
             Ok(p) => {
                 progress(&format!(
                     "paused {} in {} ({}; {} tr{} in {} ms)",
@@ -377,6 +402,33 @@ pub async fn execute(
                 }
             }
             _ = &mut wait => break Instant::now(),
+            _ = opts.interrupted() => {
+                // Patroni has the request and cannot be un-asked: stop holding writes now, and
+                // finish as a lost pause does (watch Patroni, repair the rows).
+                let had_pause = paused.is_some();
+                if let Some(p) = paused { p.release().await; }
+                // The request may be on its way still: learn Patroni's answer (bounded).
+                if post_result.is_none() {
+                    post_result = Some(match tokio::time::timeout(Duration::from_secs(10), &mut post).await {
+                        Ok(Ok(r)) => r,
+                        Ok(Err(e)) => (0, e.to_string()),
+                        Err(_) => (0, "no answer".into()),
+                    });
+                }
+                if let Some((status, text)) = &post_result
+                    && !matches!(status, 200 | 503 | 0)
+                {
+                    out.outcome = Outcome::Interrupted;
+                    out.patroni = Some(text.clone());
+                    out.error = Some(format!("interrupted; Patroni refused the switchover (HTTP {status}): {text}; the pause was rolled back, nothing changed"));
+                    return out;
+                }
+                out.patroni = post_result.map(|p| p.1);
+                progress("interrupted: the pause was let go; Patroni has the request, so citusctl watches it finish and repairs pg_dist_node (Ctrl-C again to leave at once)");
+                let mut done = finish_unpaused(topo, client, pg, plan.observed.index, out, had_pause.then_some(pause_started), "interrupted after Patroni was asked".into(), progress).await;
+                done.outcome = Outcome::Interrupted;
+                return done;
+            }
             _ = &mut deadline => {
                 let had_pause = paused.is_some();
                 if let Some(p) = paused { p.release().await; }

@@ -262,3 +262,51 @@ fn fault_two_controllers_and_a_switchover_at_once_then_one_controller_host_dies(
     );
     c.wait_ok();
 }
+
+#[test]
+fn fault_ctrl_c_after_patroni_was_asked_lets_the_pause_go_and_still_leaves_the_rows_right() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = cluster();
+    let v = c.wait_ok();
+    let cn = c.leader_of(&v, "cn");
+    let old = c.leader_of(&v, "wk1");
+    tpcb_setup(&c, &cn);
+    c.sql(&cn, "TRUNCATE pgbench_history");
+    let load = tpcb_start(&c, &cn, 8);
+    std::thread::sleep(Duration::from_secs(2));
+    let (child, mut err) = switchover_until_asked(&c, "wk1");
+    // The operator changes their mind while the new leader is awaited: Patroni cannot be
+    // un-asked, so citusctl stops holding writes and finishes the switchover without the pause.
+    signal(child.id(), "-INT");
+    let interrupted = Instant::now();
+    while pause_sessions(&c, &cn) != "0" {
+        assert!(
+            interrupted.elapsed() < Duration::from_secs(2),
+            "the pause outlived Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pause_gone = interrupted.elapsed();
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut err, &mut rest);
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(130), "{stdout}\n{rest}");
+    let rep: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(rep["outcome"], "interrupted", "{rep}");
+    assert!(rest.contains("interrupted: the pause was let go"), "{rest}");
+    // At exit, with no other command: the rows name the new leader.
+    let (_, v) = c.list_json(&[]);
+    let new = c.leader_of(&v, "wk1");
+    assert_ne!(new, old, "{rep}\n{rest}");
+    assert_eq!(group(&v, "wk1")["verdict"], "ok", "{v}");
+    assert_eq!(primary_row(group(&v, "wk1"))["nodename"], c.addr(&new));
+    let (done, failed, _aborted, text) = tpcb_counts(load);
+    let found = assert_nothing_acknowledged_lost(&c, &cn, done, &text);
+    eprintln!(
+        "fault: Ctrl-C while the new leader was awaited: pause gone {pause_gone:?} after SIGINT, exit 130 \
+         {:?} after it with the rows right; {done} committed, {found} found, {failed} failed",
+        interrupted.elapsed()
+    );
+    c.wait_ok();
+}
