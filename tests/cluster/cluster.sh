@@ -52,7 +52,7 @@ vip_addr() { # SCOPE rw|ro
 # argument parsing: global options may appear anywhere; the rest are positional
 FLAVOR= DIR= NET= HARD=0 NOWAIT=0 CANDIDATE= TIMEOUT= CITUS_MODE=13
 CMD=${1:-}
-[ -n "$CMD" ] || die "usage: cluster.sh start|stop|status|psql|kill-patroni|start-member|switchover|wait-healthy|vip|vip-target --dir DIR ..."
+[ -n "$CMD" ] || die "usage: cluster.sh start|stop|status|psql|kill-patroni|start-member|stop-etcd|start-etcd|switchover|wait-healthy|vip|vip-target --dir DIR ..."
 shift
 POS=()
 while [ $# -gt 0 ]; do
@@ -892,6 +892,14 @@ psql)
     m=${POS[0]}
     member_psql "$m" "${POS[@]:1}" ;;
 kill-patroni) cmd_kill_patroni ;;
+# etcd down and back (the DCS outage of the fault suite); its data stays
+stop-etcd)
+    load_env
+    pid=$(pidfile_pid "$DIR/pids/etcd.pid")
+    pid_alive "$pid" etcd && kill -KILL "$pid" 2>/dev/null || true
+    wait_gone 10 "$pid" etcd || die "etcd did not stop"
+    rm -f "$DIR/pids/etcd.pid" ;;
+start-etcd) load_env; start_etcd ;;
 start-member) cmd_start_member ;;
 switchover) cmd_switchover ;;
 vip) cmd_vip ;;
