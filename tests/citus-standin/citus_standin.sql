@@ -399,7 +399,10 @@ END
 $$;
 
 -- The maintenance daemon's metadata sync, as far as the stand-in can have one (called by the harness).
-CREATE OR REPLACE FUNCTION citus_standin.sync_metadata() RETURNS integer
+-- Like the daemon, it reaches only the workers that answer: the harness passes the addresses
+-- ('host:port') it could connect to; a worker that is down stays out of sync until it is back.
+DROP FUNCTION IF EXISTS citus_standin.sync_metadata();
+CREATE OR REPLACE FUNCTION citus_standin.sync_metadata(reachable text[] DEFAULT NULL) RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -409,7 +412,8 @@ BEGIN
         RETURN 0;
     END IF;
     UPDATE pg_dist_node d SET metadatasynced = true
-     WHERE d.hasmetadata AND NOT coalesce(d.metadatasynced, false) AND d.isactive AND d.groupid <> 0;
+     WHERE d.hasmetadata AND NOT coalesce(d.metadatasynced, false) AND d.isactive AND d.groupid <> 0
+       AND (reachable IS NULL OR d.nodename || ':' || d.nodeport = ANY (reachable));
     GET DIAGNOSTICS k = ROW_COUNT;
     RETURN k;
 END

@@ -415,3 +415,85 @@ fn fault_etcd_down_while_the_controller_runs_it_writes_nothing_wrong_and_repairs
          nothing written meanwhile; all verdicts ok {settled:?} after etcd came back"
     );
 }
+
+#[test]
+fn fault_a_whole_worker_group_down_while_another_switches_over_and_resync_runs() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = cluster();
+    let v = c.wait_ok();
+    let cn = c.leader_of(&v, "cn");
+    let old1 = c.leader_of(&v, "wk1");
+    let lead2 = c.leader_of(&v, "wk2");
+    let repl2 = other_member(&v, "wk2", &lead2);
+    // On real Citus every TPC-B transaction touches wk2's shards too and fails while it is
+    // down; the stand-in keeps the tables on the coordinator, so the load shows the pause.
+    let load = (!real_citus(&c)).then(|| {
+        tpcb_setup(&c, &cn);
+        c.sql(&cn, "TRUNCATE pgbench_history");
+        tpcb_start(&c, &cn, 8)
+    });
+    c.harness(&["kill-patroni", &repl2]);
+    c.harness(&["kill-patroni", &lead2]);
+    let restore = || {
+        c.harness(&["start-member", &lead2]);
+        c.harness(&["start-member", &repl2]);
+    };
+    let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // wk1 switches over as if nothing were wrong elsewhere.
+        let r = run(c
+            .citusctl()
+            .args(["switchover", "wk1", "--yes", "-f", "json"]));
+        assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+        let (l, v) = c.list_json(&[]);
+        assert_eq!(l.code, 1, "{}", l.stdout);
+        let new1 = c.leader_of(&v, "wk1");
+        assert_ne!(new1, old1);
+        assert_eq!(primary_row(group(&v, "wk1"))["nodename"], c.addr(&new1));
+        // Citus cannot sync its metadata to a group that is down: its row stays out of sync.
+        let unsynced = c.sql(
+            &cn,
+            "SELECT count(*) FROM pg_dist_node WHERE groupid = 2 AND noderole = 'primary' AND NOT metadatasynced",
+        );
+        if !real_citus(&c) {
+            assert_eq!(
+                unsynced, "1",
+                "the stand-in's syncer synced a group that is down"
+            );
+        }
+        // resync writes nothing for a group without a leader, and says so (exit 4).
+        let before = dist_rows_full(&c, &cn);
+        let r = run(c.citusctl().args(["resync", "--yes", "-f", "json"]));
+        assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
+        assert!(
+            r.stdout.contains("no member of wk2 answers"),
+            "{}",
+            r.stdout
+        );
+        assert_eq!(dist_rows_full(&c, &cn), before);
+        unsynced
+    }));
+    restore();
+    let unsynced = match checked {
+        Ok(u) => u,
+        Err(p) => std::panic::resume_unwind(p),
+    };
+    // Back: the metadata reaches wk2 again and every verdict is ok.
+    let v = c.wait_ok();
+    assert_eq!(
+        c.sql(&cn, "SELECT count(*) FROM pg_dist_node WHERE NOT metadatasynced AND hasmetadata AND groupid <> 0"),
+        "0"
+    );
+    let figures = match load {
+        Some(load) => {
+            let (done, failed, _aborted, text) = tpcb_counts(load);
+            let found = assert_nothing_acknowledged_lost(&c, &cn, done, &text);
+            format!("{done} committed, {found} found, {failed} failed")
+        }
+        None => "no load (real Citus: every TPC-B transaction needs wk2)".into(),
+    };
+    assert_eq!(group(&v, "wk2")["verdict"], "ok");
+    eprintln!(
+        "fault: wk2 down while wk1 switched over: switchover exit 0, wk2 rows unsynced ({unsynced}) \
+         until it was back, resync exit 4 writing nothing; {figures}"
+    );
+}
