@@ -1832,56 +1832,23 @@ fn a_member_missing_from_the_inventory_is_shown_and_never_chosen_or_written() {
 
 #[test]
 fn resync_looks_again_after_the_prompt_and_writes_nothing_when_the_cluster_moved() {
-    use std::io::{Read, Write};
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let c = cluster();
     let v = c.wait_ok();
     let cn = c.leader_of(&v, "cn");
     let old = c.leader_of(&v, "wk2");
     c.harness(&["switchover", "wk2"]);
-    // A person at a terminal (script(1) gives citusctl a pty): the plan, then the question.
-    let cmd = c.citusctl(); // for its environment
-    let line = format!(
-        "{} -i {} resync",
-        common::bin().display(),
-        c.dir.join("inventory.yml").display()
-    );
-    let mut child = Command::new("script")
-        .args(["-qfec", &line, "/dev/null"])
-        .envs(cmd.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = child.stdout.take().unwrap();
-    let mut seen = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !String::from_utf8_lossy(&seen).contains("Apply") {
-        assert!(
-            Instant::now() < deadline,
-            "no prompt: {}",
-            String::from_utf8_lossy(&seen)
-        );
-        let mut buf = [0u8; 4096];
-        let n = out.read(&mut buf).unwrap();
-        assert!(n > 0, "ended: {}", String::from_utf8_lossy(&seen));
-        seen.extend_from_slice(&buf[..n]);
-    }
     // While the operator reads the plan, someone edits the row by hand.
     let nodeid = c.sql(
         &cn,
         "SELECT nodeid FROM pg_dist_node WHERE groupid = 2 AND noderole = 'primary'",
     );
-    c.sql(
-        &cn,
-        &format!("SELECT citus_update_node({nodeid}, 'moved-by-hand.invalid', 5432)"),
-    );
-    child.stdin.as_mut().unwrap().write_all(b"y\n").unwrap();
-    let mut rest = String::new();
-    let _ = out.read_to_string(&mut rest);
-    let status = child.wait().unwrap();
-    let text = format!("{}{rest}", String::from_utf8_lossy(&seen));
+    let (text, status) = at_the_prompt(&c, "resync", "Apply", || {
+        c.sql(
+            &cn,
+            &format!("SELECT citus_update_node({nodeid}, 'moved-by-hand.invalid', 5432)"),
+        );
+    });
     assert!(
         text.contains("the cluster changed while you were deciding"),
         "{text}"
@@ -1897,6 +1864,83 @@ fn resync_looks_again_after_the_prompt_and_writes_nothing_when_the_cluster_moved
     );
     let (_, v) = c.list_json(&[]);
     assert_ne!(c.leader_of(&v, "wk2"), old);
+    let r = run(c.citusctl().args(["resync", "--yes"]));
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    c.wait_ok();
+}
+
+/// A person at a terminal (script(1) gives citusctl a pty): run `citusctl ARGS`, wait for the
+/// question (`prompt`), let `meanwhile` change the cluster, then answer yes. What it printed,
+/// and how it ended.
+fn at_the_prompt(
+    c: &Cluster,
+    args: &str,
+    prompt: &str,
+    meanwhile: impl FnOnce(),
+) -> (String, std::process::ExitStatus) {
+    use std::io::{Read, Write};
+    let cmd = c.citusctl(); // for its environment
+    let line = format!(
+        "{} -i {} {args}",
+        common::bin().display(),
+        c.dir.join("inventory.yml").display()
+    );
+    let mut child = Command::new("script")
+        .args(["-qfec", &line, "/dev/null"])
+        .envs(cmd.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !String::from_utf8_lossy(&seen).contains(prompt) {
+        assert!(
+            Instant::now() < deadline,
+            "no prompt: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        let mut buf = [0u8; 4096];
+        let n = out.read(&mut buf).unwrap();
+        assert!(n > 0, "ended: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    meanwhile();
+    child.stdin.as_mut().unwrap().write_all(b"y\n").unwrap();
+    let mut rest = String::new();
+    let _ = out.read_to_string(&mut rest);
+    let status = child.wait().unwrap();
+    (format!("{}{rest}", String::from_utf8_lossy(&seen)), status)
+}
+
+#[test]
+fn switchover_looks_again_after_the_prompt_and_does_nothing_when_the_leader_moved() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = cluster();
+    let v = c.wait_ok();
+    let old = c.leader_of(&v, "wk1");
+    let replica = other_member(&v, "wk1", &old);
+    // The operator is asked; meanwhile Patroni switches wk1 over by itself (another person).
+    let (text, status) = at_the_prompt(
+        &c,
+        &format!("switchover wk1 --candidate {replica}"),
+        "Switch wk1 over",
+        || {
+            c.harness(&["switchover", "wk1"]);
+        },
+    );
+    assert_eq!(status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("the cluster changed while you were deciding")
+            && text.contains(&format!("{replica} leads wk1 now, not {old}")),
+        "{text}"
+    );
+    // Nothing done by citusctl: the rows still name the old leader (Patroni's own switchover).
+    let (_, v) = c.list_json(&[]);
+    assert_eq!(c.leader_of(&v, "wk1"), replica);
+    assert_eq!(primary_row(group(&v, "wk1"))["nodename"], c.addr(&old));
     let r = run(c.citusctl().args(["resync", "--yes"]));
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     c.wait_ok();

@@ -67,62 +67,19 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
         Ok(exit)
     };
     // Unreachable coordinator: 3, as in every command; no single writable leader: 4.
-    let (views, tables, cn_ep) = match observe_for_write(&ctx.topo, &client, &pg).await {
-        Ok(o) => (o.views, o.tables, o.coordinator.1),
-        Err(b) => return refuse(report, b.exit, b.reason),
-    };
+    let (plan, cn_ep) =
+        match observe_and_plan(&ctx, &client, &pg, group, args.with_secondaries).await {
+            Ok(x) => x,
+            Err((exit, why)) => return refuse(report, exit, why),
+        };
     report.coordinator = Some(cn_ep.to_string());
+    report.plan = plan;
     let gi = ctx
         .topo
         .groups
         .iter()
         .position(|g| g.scope == group.scope)
         .expect("group exists");
-    let view = &views[gi];
-    let db = &ctx.topo.databases[0];
-    let leader = view
-        .single_leader()
-        .map(|m| (m.name.clone(), m.endpoint.clone()));
-    let leader_sql = match &leader {
-        Ok((_, ep)) => landing(&pg, ep, db).await.map_err(|e| e.to_string()),
-        Err(e) => Err(e.clone()),
-    };
-    let (rw, ro) = match &group.vip {
-        Some(v) => (
-            Some(landing(&pg, &v.rw, db).await.map_err(|e| e.to_string())),
-            match &v.ro {
-                Some(ro) => Some(landing(&pg, ro, db).await.map_err(|e| e.to_string())),
-                None => None,
-            },
-        ),
-        None => (None, None),
-    };
-    let replicas = view
-        .members
-        .iter()
-        .filter(|m| {
-            m.doc
-                .as_ref()
-                .is_some_and(|d| d.role().is_replica() && d.is_healthy())
-        })
-        .map(|m| (m.name.clone(), m.endpoint.clone()))
-        .collect();
-    let coordinator = match &ctx.topo.coordinator().vip {
-        Some(v) => v.rw.clone(),
-        None => cn_ep.clone(),
-    };
-    let facts = AddWorkerFacts {
-        leader,
-        leader_sql,
-        replicas,
-        rw,
-        ro,
-        coordinator,
-    };
-    report.plan = match plan_add_worker(group, &facts, &tables, args.with_secondaries) {
-        Ok(p) => p,
-        Err(why) => return refuse(report, Exit::Refused, why),
-    };
 
     if report.plan.is_empty() {
         report.outcome = "nothing to do".into();
@@ -149,6 +106,24 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
         .await?
         {
             crate::ui::say("Nothing changed.");
+            return Ok(Exit::No);
+        }
+        // Look again: the prompt may have lasted long, and the cluster may have moved since.
+        let again = observe_and_plan(&ctx, &client, &pg, group, args.with_secondaries).await;
+        let moved = match &again {
+            Ok((p, ep)) => (p.summary() != report.plan.summary() || ep != &cn_ep)
+                .then(|| "this is the plan now, run again to apply it".to_owned()),
+            Err((_, why)) => Some(format!("now: {why}")),
+        };
+        if let Some(what) = moved {
+            if let Ok((p, _)) = again {
+                report.plan = p;
+            }
+            report.outcome = "changed".into();
+            report.error = Some(format!(
+                "the cluster changed while you were deciding: nothing written; {what}"
+            ));
+            output::print(&output::render(&report, args.format))?;
             return Ok(Exit::No);
         }
     }
@@ -186,4 +161,69 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
     report.verified = Some(verified);
     output::print(&output::render(&report, args.format))?;
     Ok(if verified { Exit::Ok } else { Exit::No })
+}
+
+/// Observe the cluster and plan the registration: the plan and the coordinator leader, or why
+/// not (with its exit status).
+async fn observe_and_plan(
+    ctx: &Context,
+    client: &crate::patroni::PatroniClient,
+    pg: &crate::pg::PgParams,
+    group: &crate::topology::Group,
+    with_secondaries: bool,
+) -> Result<(crate::plan::MetadataPlan, crate::topology::Endpoint), (Exit, String)> {
+    let (views, tables, cn_ep) = match observe_for_write(&ctx.topo, client, pg).await {
+        Ok(o) => (o.views, o.tables, o.coordinator.1),
+        Err(b) => return Err((b.exit, b.reason)),
+    };
+    let gi = ctx
+        .topo
+        .groups
+        .iter()
+        .position(|g| g.scope == group.scope)
+        .expect("group exists");
+    let view = &views[gi];
+    let db = &ctx.topo.databases[0];
+    let leader = view
+        .single_leader()
+        .map(|m| (m.name.clone(), m.endpoint.clone()));
+    let leader_sql = match &leader {
+        Ok((_, ep)) => landing(pg, ep, db).await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.clone()),
+    };
+    let (rw, ro) = match &group.vip {
+        Some(v) => (
+            Some(landing(pg, &v.rw, db).await.map_err(|e| e.to_string())),
+            match &v.ro {
+                Some(ro) => Some(landing(pg, ro, db).await.map_err(|e| e.to_string())),
+                None => None,
+            },
+        ),
+        None => (None, None),
+    };
+    let replicas = view
+        .members
+        .iter()
+        .filter(|m| {
+            m.doc
+                .as_ref()
+                .is_some_and(|d| d.role().is_replica() && d.is_healthy())
+        })
+        .map(|m| (m.name.clone(), m.endpoint.clone()))
+        .collect();
+    let coordinator = match &ctx.topo.coordinator().vip {
+        Some(v) => v.rw.clone(),
+        None => cn_ep.clone(),
+    };
+    let facts = AddWorkerFacts {
+        leader,
+        leader_sql,
+        replicas,
+        rw,
+        ro,
+        coordinator,
+    };
+    plan_add_worker(group, &facts, &tables, with_secondaries)
+        .map(|p| (p, cn_ep))
+        .map_err(|why| (Exit::Refused, why))
 }

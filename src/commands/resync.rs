@@ -164,28 +164,39 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
             return Ok(Exit::No);
         }
         // Look again: the prompt may have lasted long, and the cluster may have moved since.
-        if let Ok(o) = observe_for_write(&ctx.topo, &client, &pg).await {
-            let mut again = plan_checked(&ctx.topo, &o.views, &o.tables, &pg, &args.scopes).await;
-            plan_settings(
-                &ctx.topo,
-                &o.views,
-                &o.tables,
-                &pg,
-                &args.scopes,
-                &mut again,
-            )
-            .await;
-            if again.summary() != report.plan.summary() {
-                report.plan = again;
+        // When it cannot be seen now, nothing is written on the strength of the old look.
+        let o = match observe_for_write(&ctx.topo, &client, &pg).await {
+            Ok(o) => o,
+            Err(b) => {
                 report.outcome = "changed".into();
-                report.error = Some(
-                    "the cluster changed while you were deciding: nothing written; this is the plan now, run again to apply it".into(),
-                );
+                report.error = Some(format!(
+                    "the cluster cannot be seen now ({}): nothing written",
+                    b.reason
+                ));
                 output::print(&output::render(&report, args.format))?;
-                return Ok(Exit::No);
+                return Ok(b.exit);
             }
-            observed = o;
+        };
+        let mut again = plan_checked(&ctx.topo, &o.views, &o.tables, &pg, &args.scopes).await;
+        plan_settings(
+            &ctx.topo,
+            &o.views,
+            &o.tables,
+            &pg,
+            &args.scopes,
+            &mut again,
+        )
+        .await;
+        if again.summary() != report.plan.summary() {
+            report.plan = again;
+            report.outcome = "changed".into();
+            report.error = Some(
+                "the cluster changed while you were deciding: nothing written; this is the plan now, run again to apply it".into(),
+            );
+            output::print(&output::render(&report, args.format))?;
+            return Ok(Exit::No);
         }
+        observed = o;
     }
 
     let started = Instant::now();

@@ -163,6 +163,22 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
         crate::ui::say("Nothing changed.");
         return Ok(Exit::No);
     }
+    // Asked at a prompt: look again before touching anything.
+    let plan = if args.yes || args.force {
+        plan
+    } else {
+        match op::look_again(&ctx.topo, &client, &pg, &plan, args.max_lag, &opts).await {
+            Ok(fresh) => fresh,
+            Err(why) => {
+                report.result.outcome = Outcome::Changed;
+                report.result.old_leader = plan.observed.leader.name.clone();
+                report.result.error = Some(format!(
+                    "the cluster changed while you were deciding ({why}): nothing done; run again"
+                ));
+                return finish(report, args.format);
+            }
+        }
+    };
 
     let progress = Progress::new();
     let say = |m: &str| progress.say(m);

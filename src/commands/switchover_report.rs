@@ -41,7 +41,8 @@ impl SwitchoverReport {
             Outcome::Switched
             | Outcome::SwitchedWithoutPause
             | Outcome::RolledBack
-            | Outcome::Failed => Exit::No,
+            | Outcome::Failed
+            | Outcome::Changed => Exit::No,
         }
     }
 }

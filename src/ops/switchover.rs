@@ -79,6 +79,9 @@ pub enum Outcome {
     /// Ctrl-C (SIGINT): the pause was let go; Patroni may have been asked already.
     #[serde(rename = "interrupted")]
     Interrupted,
+    /// The cluster moved while the operator was deciding: nothing done.
+    #[serde(rename = "changed")]
+    Changed,
 }
 
 impl Outcome {
@@ -92,6 +95,7 @@ impl Outcome {
             Outcome::SwitchedWithoutPause => "switched without the pause",
             Outcome::Failed => "failed",
             Outcome::Interrupted => "interrupted",
+            Outcome::Changed => "changed",
         }
     }
 }
@@ -236,6 +240,38 @@ pub async fn plan(
         targets,
         method,
     })
+}
+
+/// Look again just before acting (a prompt may have lasted as long as the operator liked): the
+/// same leader, the candidate still eligible, the same rows to change. The fresh plan when
+/// nothing moved, else what did (nothing is done then).
+pub async fn look_again(
+    topo: &Topology,
+    client: &PatroniClient,
+    pg: &PgParams,
+    planned: &Plan,
+    max_lag: u64,
+    opts: &SwitchoverOptions,
+) -> Result<Plan, String> {
+    let group = &topo.groups[planned.observed.index];
+    let o = observe(topo, client, pg, &group.scope)
+        .await
+        .map_err(|b| b.reason)?;
+    if o.leader.name != planned.observed.leader.name {
+        return Err(format!(
+            "{} leads {} now, not {}",
+            o.leader.name, group.scope, planned.observed.leader.name
+        ));
+    }
+    crate::plan::switchover::choose(o.view(), Some(&planned.candidate), max_lag)?;
+    let fresh = plan(topo, pg, o, planned.candidate.clone(), opts).await?;
+    if fresh.meta.summary() != planned.meta.summary() || fresh.method != planned.method {
+        return Err(format!(
+            "pg_dist_node changed: the plan is now [{}]",
+            fresh.meta.summary().join("; ")
+        ));
+    }
+    Ok(fresh)
 }
 
 /// Run the planned switchover. `progress` hears one line per step.
