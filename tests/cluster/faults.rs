@@ -80,6 +80,7 @@ fn wait_repaired(c: &Cluster, scope: &str, old: &str, limit: Duration) -> Durati
 }
 
 /// Start `switchover SCOPE` and return once it says it asked Patroni (the pause is held).
+#[allow(clippy::zombie_processes)] // the caller waits for it
 fn switchover_until_asked(
     c: &Cluster,
     scope: &str,
