@@ -21,13 +21,23 @@ pub struct DistNode {
     pub hasmetadata: bool,
     pub metadatasynced: bool,
     pub shouldhaveshards: bool,
+    /// The inventory's spelling of the address this row names otherwise (a host name that
+    /// resolves to the member's IP address, or the other way round): see `crate::addresses`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub same_as: Option<String>,
 }
 
 impl DistNode {
+    /// The address this row stands for, in the inventory's spelling when it has another.
     pub fn endpoint(&self) -> Option<Endpoint> {
-        u16::try_from(self.nodeport)
-            .ok()
-            .map(|p| Endpoint::new(self.nodename.clone(), p))
+        u16::try_from(self.nodeport).ok().map(|p| {
+            Endpoint::new(
+                self.same_as
+                    .clone()
+                    .unwrap_or_else(|| self.nodename.clone()),
+                p,
+            )
+        })
     }
     pub fn is_primary(&self) -> bool {
         self.noderole == "primary"
@@ -100,6 +110,7 @@ pub async fn read_metadata(
             hasmetadata: boolean(7),
             metadatasynced: boolean(8),
             shouldhaveshards: boolean(9),
+            same_as: None,
         });
     }
     Ok(Metadata {
@@ -122,5 +133,6 @@ pub(crate) fn test_row(nodeid: i32, groupid: i32, host: &str, role: &str) -> Dis
         hasmetadata: true,
         metadatasynced: true,
         shouldhaveshards: groupid != 0,
+        same_as: None,
     }
 }

@@ -5,6 +5,7 @@
 //! `verdict` (pure interpretation), `status` (the report), `output` (the only stdout writer),
 //! `commands` (one file per subcommand), `exit` (exit codes).
 
+pub mod addresses;
 pub mod apply;
 pub mod citus;
 pub mod cli;

@@ -75,9 +75,11 @@ pub async fn observe(topo: &Topology, client: &PatroniClient, pg: &PgParams) -> 
                 async move {
                     let read = async {
                         let c = pg::connect(pg, &ep, db).await.map_err(|e| e.to_string())?;
-                        citus::read_metadata(&c, db)
+                        let mut m = citus::read_metadata(&c, db)
                             .await
-                            .map_err(|e: CitusError| e.to_string())
+                            .map_err(|e: CitusError| e.to_string())?;
+                        crate::addresses::mark_aliases(topo, &mut m.nodes).await;
+                        Ok(m)
                     };
                     let limit = pg.connect_timeout + pg::READ_LIMIT;
                     let r = match tokio::time::timeout(limit, read).await {

@@ -285,7 +285,7 @@ impl StatusReport {
         let addr = crate::topology::Endpoint::new(host, port).to_string();
         let mut parts: Vec<String> = Vec::new();
         for c in &g.pg_dist_node {
-            let at = c.address().or_else(|| {
+            let at = c.member_address().or_else(|| {
                 if c.verdict == Verdict::Missing {
                     c.expected.clone()
                 } else {
@@ -311,7 +311,7 @@ impl StatusReport {
             .collect();
         let mut out: Vec<(String, String)> = Vec::new();
         for c in &g.pg_dist_node {
-            let at = c.address().or_else(|| c.expected.clone());
+            let at = c.member_address().or_else(|| c.expected.clone());
             if at.as_ref().is_some_and(|a| member_addrs.contains(a)) {
                 continue;
             }

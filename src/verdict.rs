@@ -53,6 +53,9 @@ pub struct RowCheck {
     /// What the row should hold, when that is known.
     pub expected: Option<String>,
     pub note: String,
+    /// The inventory's spelling of the row's address, when the row spells it otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub same_as: Option<String>,
 }
 
 impl RowCheck {
@@ -63,6 +66,10 @@ impl RowCheck {
         expected: Option<&Endpoint>,
         note: String,
     ) -> Self {
+        let note = match &row.same_as {
+            Some(same) => format!("{} = {same}: {note}", row.nodename),
+            None => note,
+        };
         RowCheck {
             database: db.to_owned(),
             nodeid: Some(row.nodeid),
@@ -74,6 +81,7 @@ impl RowCheck {
             verdict,
             expected: expected.map(ToString::to_string),
             note,
+            same_as: row.same_as.clone(),
         }
     }
 
@@ -95,6 +103,19 @@ impl RowCheck {
             verdict: Verdict::Missing,
             expected: expected.map(ToString::to_string),
             note,
+            same_as: None,
+        }
+    }
+
+    /// The address of the server the row stands for, in the inventory's spelling (to match
+    /// it with a member); `address()` is the row's own spelling.
+    pub fn member_address(&self) -> Option<String> {
+        match (
+            &self.same_as,
+            self.nodeport.and_then(|p| u16::try_from(p).ok()),
+        ) {
+            (Some(h), Some(p)) => Some(Endpoint::new(h.clone(), p).to_string()),
+            _ => self.address(),
         }
     }
 

@@ -1945,3 +1945,100 @@ fn switchover_looks_again_after_the_prompt_and_does_nothing_when_the_leader_move
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     c.wait_ok();
 }
+
+/// `citusctl ARGS` seeing `hosts` as /etc/hosts (a private mount namespace: nothing else on
+/// the machine sees the names).
+fn citusctl_with_hosts(c: &Cluster, hosts: &std::path::Path, args: &[&str]) -> Run {
+    let base = c.citusctl(); // its environment and inventory
+    let mut cmd = Command::new("unshare");
+    cmd.args([
+        "-m",
+        "sh",
+        "-c",
+        "mount --bind \"$0\" /etc/hosts && shift && exec \"$@\"",
+    ])
+    .arg(hosts)
+    .arg("--")
+    .arg(base.get_program())
+    .args(base.get_args())
+    .args(args)
+    .envs(base.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))));
+    run(&mut cmd)
+}
+
+#[test]
+fn a_row_naming_a_member_by_host_name_is_that_member_and_is_not_rewritten() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = cluster();
+    let v = c.wait_ok();
+    let cn = c.leader_of(&v, "cn");
+    let lead = c.leader_of(&v, "wk2");
+    let hosts = c.dir.join("hosts");
+    let mut text = String::from("127.0.0.1 localhost\n");
+    for m in ["pg1", "pg2", "pg3", "pg4", "pg5", "pg6"] {
+        text.push_str(&format!("{} {m}.citusctl.test\n", c.addr(m)));
+    }
+    std::fs::write(&hosts, text).unwrap();
+    let nodeid = c.sql(
+        &cn,
+        "SELECT nodeid FROM pg_dist_node WHERE groupid = 2 AND noderole = 'primary'",
+    );
+    let name = format!("{lead}.citusctl.test");
+    c.sql(
+        &cn,
+        &format!("SELECT citus_update_node({nodeid}, '{name}', 5432)"),
+    );
+    let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // list: the row is wk2's leader, named otherwise, and says so.
+        let r = citusctl_with_hosts(&c, &hosts, &["list", "-f", "json", "wk2"]);
+        let v: Value = serde_json::from_str(&r.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}\n{}", r.stdout, r.stderr));
+        let row = primary_row(group(&v, "wk2"));
+        assert_eq!(row["verdict"], "ok", "{v}");
+        assert_eq!(row["nodename"], name.as_str());
+        assert!(
+            row["note"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("{name} = {}: leader {lead}", c.addr(&lead))),
+            "{row}"
+        );
+        // resync: nothing rewritten for its spelling, and the plan says why.
+        let r = citusctl_with_hosts(&c, &hosts, &["resync", "--dry-run", "-f", "json", "wk2"]);
+        let p: Value = serde_json::from_str(&r.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}\n{}", r.stdout, r.stderr));
+        let id: i64 = nodeid.parse().unwrap();
+        let touched = p["plan"]["databases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|d| d["changes"].as_array().unwrap().iter())
+            .any(|ch| ch["nodeid"].as_i64() == Some(id));
+        assert!(!touched, "the row would be rewritten for its spelling: {p}");
+        assert!(
+            p.to_string().contains(&format!(
+                "names {name}:5432, the same server as {}:5432",
+                c.addr(&lead)
+            )),
+            "{p}"
+        );
+        // Without the name (another machine's resolver), the row is not a member: unexpected.
+        let (_, v) = c.list_json(&["wk2"]);
+        assert_eq!(
+            primary_row(group(&v, "wk2"))["verdict"],
+            "unexpected",
+            "{v}"
+        );
+    }));
+    c.sql(
+        &cn,
+        &format!(
+            "SELECT citus_update_node({nodeid}, '{}', 5432)",
+            c.addr(&lead)
+        ),
+    );
+    if let Err(p) = checked {
+        std::panic::resume_unwind(p);
+    }
+    c.wait_ok();
+}

@@ -173,6 +173,17 @@ pub fn plan_metadata(
                 &mut plan.notes,
             );
         }
+        // Another spelling of an inventory address is that address: say so, change nothing.
+        for r in rows {
+            if let Some(same) = &r.same_as
+                && !dbp.changes.iter().any(|c| c.nodeid == Some(r.nodeid))
+            {
+                plan.notes.push(format!(
+                    "{db}: row {} names {}:{}, the same server as {same}:{} in the inventory: left as it is",
+                    r.nodeid, r.nodename, r.nodeport, r.nodeport
+                ));
+            }
+        }
         match order_updates(rows, &updates) {
             Ok(steps) => {
                 // Adds first: Citus refuses citus_add_node while a metadata worker is out of
@@ -384,6 +395,7 @@ pub fn rows_after(rows: &[DistNode], steps: &[Step]) -> Vec<DistNode> {
             hasmetadata: role == "primary",
             metadatasynced: role == "primary",
             shouldhaveshards: groupid != COORDINATOR_GROUP,
+            same_as: None,
         });
         next_id += 1;
     };
@@ -393,6 +405,7 @@ pub fn rows_after(rows: &[DistNode], steps: &[Step]) -> Vec<DistNode> {
                 if let Some(r) = out.iter_mut().find(|r| r.nodeid == *nodeid) {
                     r.nodename = host.clone();
                     r.nodeport = i32::from(*port);
+                    r.same_as = None;
                 }
             }
             Step::AddNode {
@@ -409,6 +422,7 @@ pub fn rows_after(rows: &[DistNode], steps: &[Step]) -> Vec<DistNode> {
                     Some(r) => {
                         r.nodename = host.clone();
                         r.nodeport = i32::from(*port);
+                        r.same_as = None;
                     }
                     None => add(&mut out, host, *port, COORDINATOR_GROUP, "primary"),
                 }
@@ -558,6 +572,35 @@ mod tests {
         let p = plan_metadata(&t, &v, &[("postgres".into(), rows)], &[], &[]);
         assert!(p.is_empty(), "{p:?}");
         assert!(p.refused.is_empty());
+    }
+
+    /// Rows that name members by host name (marked by `crate::addresses` as the inventory's
+    /// IP addresses) are those members: not rewritten for their spelling, and the plan says so.
+    #[test]
+    fn a_row_named_by_host_name_is_that_member_and_stays_as_it_is() {
+        let named = |id, g, host: &str, ip: &str, role| {
+            let mut r = row(id, g, host, role);
+            r.same_as = Some(ip.to_owned());
+            r
+        };
+        let (t, v) = cluster("pg3");
+        let rows = vec![
+            named(1, 0, "pg1.example", "10.0.0.1", "primary"),
+            named(2, 1, "pg3.example", "10.0.0.3", "primary"),
+        ];
+        let p = plan_metadata(&t, &v, &[("postgres".into(), rows.clone())], &[], &[]);
+        assert!(steps(&p).is_empty(), "{p:?}");
+        assert!(
+            p.notes.iter().any(|n| n.contains(
+                "row 2 names pg3.example:5432, the same server as 10.0.0.3:5432 in the inventory: left as it is"
+            )),
+            "{:?}",
+            p.notes
+        );
+        // After a switchover it is rewritten, in the inventory's spelling.
+        let (t, v) = cluster("pg4");
+        let p = plan_metadata(&t, &v, &[("postgres".into(), rows)], &[], &[]);
+        assert_eq!(steps(&p), vec![upd(2, "10.0.0.4")]);
     }
 
     #[test]
