@@ -631,7 +631,7 @@ _citusctl() {
             return 0
             ;;
         citusctl__subcmd__resync)
-            opts="-y -f -i -v -h -V --dry-run --check --yes --watch --interval --force --lock-cooldown --statement-timeout --terminate-sessions --format --inventory --verbose --help --version"
+            opts="-y -f -i -v -h -V --dry-run --check --yes --force --watch --interval --terminate-after --statement-timeout --terminate-sessions --format --inventory --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -641,7 +641,7 @@ _citusctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --lock-cooldown)
+                --terminate-after)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -52,7 +52,7 @@ complete -c citusctl -n "__fish_citusctl_using_subcommand list" -s v -l verbose 
 complete -c citusctl -n "__fish_citusctl_using_subcommand list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c citusctl -n "__fish_citusctl_using_subcommand list" -s V -l version -d 'Print version'
 complete -c citusctl -n "__fish_citusctl_using_subcommand resync" -l interval -d 'How often the controller looks (with --watch)' -r
-complete -c citusctl -n "__fish_citusctl_using_subcommand resync" -l lock-cooldown -d 'With --force: how long blocking transactions may finish before they are cancelled' -r
+complete -c citusctl -n "__fish_citusctl_using_subcommand resync" -l terminate-after -d 'Let Citus terminate the sessions that block citus_update_node once they have had this long to finish (Citus `force => true, lock_cooldown`). Without it, a long writer on the group delays the update up to --statement-timeout, then nothing changes' -r
 complete -c citusctl -n "__fish_citusctl_using_subcommand resync" -l statement-timeout -d 'Roll back when one Citus call waits longer than this' -r
 complete -c citusctl -n "__fish_citusctl_using_subcommand resync" -s f -l format -d 'Output format' -r -f -a "pretty\t'Tables for people'
 json\t'One JSON document (with `format_version`)'
@@ -62,8 +62,8 @@ complete -c citusctl -n "__fish_citusctl_using_subcommand resync" -s i -l invent
 complete -c citusctl -n "__fish_citusctl_using_subcommand resync" -l dry-run -d 'Show the plan and stop'
 complete -c citusctl -n "__fish_citusctl_using_subcommand resync" -l check -d 'Change nothing; exit 1 when pg_dist_node differs from what it should be (for cron)'
 complete -c citusctl -n "__fish_citusctl_using_subcommand resync" -s y -l yes -d 'Apply without asking (needed when stdin is not a terminal)'
+complete -c citusctl -n "__fish_citusctl_using_subcommand resync" -l force -d 'Same as --yes (patronictl\'s habit; it means nothing else in citusctl)'
 complete -c citusctl -n "__fish_citusctl_using_subcommand resync" -l watch -d 'Run as a controller: repair pg_dist_node whenever it drifts, until SIGTERM or Ctrl-C'
-complete -c citusctl -n "__fish_citusctl_using_subcommand resync" -l force -d 'Let citus_update_node cancel transactions that block it after --lock-cooldown (Citus `force => true`). Without it, a long writer on the group delays the update up to --statement-timeout and the transaction is rolled back'
 complete -c citusctl -n "__fish_citusctl_using_subcommand resync" -l terminate-sessions -d 'After changing citus.use_secondary_nodes on a coordinator member, end its other client sessions (the setting applies to new sessions only)'
 complete -c citusctl -n "__fish_citusctl_using_subcommand resync" -s v -l verbose -d 'More detail on stderr (-v: info, -vv: debug). Also: CITUSCTL_LOG=debug'
 complete -c citusctl -n "__fish_citusctl_using_subcommand resync" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -42,6 +42,10 @@ pub struct Args {
     #[arg(short = 'y', long)]
     pub yes: bool,
 
+    /// Same as --yes (patronictl's habit; it means nothing else in citusctl).
+    #[arg(long)]
+    pub force: bool,
+
     /// Run as a controller: repair pg_dist_node whenever it drifts, until SIGTERM or Ctrl-C.
     #[arg(long)]
     pub watch: bool,
@@ -50,15 +54,11 @@ pub struct Args {
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     pub interval: Duration,
 
-    /// Let citus_update_node cancel transactions that block it after --lock-cooldown
-    /// (Citus `force => true`). Without it, a long writer on the group delays the update up to
-    /// --statement-timeout and the transaction is rolled back.
-    #[arg(long)]
-    pub force: bool,
-
-    /// With --force: how long blocking transactions may finish before they are cancelled.
-    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
-    pub lock_cooldown: Duration,
+    /// Let Citus terminate the sessions that block citus_update_node once they have had this
+    /// long to finish (Citus `force => true, lock_cooldown`). Without it, a long writer on the
+    /// group delays the update up to --statement-timeout, then nothing changes.
+    #[arg(long, alias = "lock-cooldown", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub terminate_after: Option<Duration>,
 
     /// Roll back when one Citus call waits longer than this.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
@@ -79,8 +79,11 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
     let client = ctx.patroni_reader()?;
     let pg = ctx.pg_params()?;
     let opts = UpdateOptions {
-        force: args.force,
-        lock_cooldown_ms: i32::try_from(args.lock_cooldown.as_millis()).unwrap_or(i32::MAX),
+        force: args.terminate_after.is_some(),
+        lock_cooldown_ms: args
+            .terminate_after
+            .map(|d| i32::try_from(d.as_millis()).unwrap_or(i32::MAX))
+            .unwrap_or(0),
         statement_timeout_ms: u64::try_from(args.statement_timeout.as_millis())
             .unwrap_or(u64::MAX)
             .max(1),
@@ -149,7 +152,7 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
         });
     }
 
-    if !args.yes {
+    if !(args.yes || args.force) {
         report.show_before_prompt(args.format)?;
         if !confirm::ask(
             &format!(
@@ -256,7 +259,7 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
         }
     };
     report.verified = Some(again.is_empty());
-    if args.yes || args.format != Format::Pretty {
+    if args.yes || args.force || args.format != Format::Pretty {
         output::print(&output::render(&report, args.format))?;
     } else {
         crate::ui::say(&format!(
