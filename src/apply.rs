@@ -46,11 +46,23 @@ async fn fence<C: tokio_postgres::GenericClient>(
     c: &C,
     plan: &DatabasePlan,
 ) -> Result<(), PgError> {
-    let planned: Vec<(i32, &str)> = plan
-        .changes
+    fence_rows(c, &planned_rows(plan)).await
+}
+
+/// The rows a plan was made from: (nodeid, `name:port` as it was seen).
+pub fn planned_rows(plan: &DatabasePlan) -> Vec<(i32, String)> {
+    plan.changes
         .iter()
-        .filter_map(|ch| Some((ch.nodeid?, ch.now.as_deref()?)))
-        .collect();
+        .filter_map(|ch| Some((ch.nodeid?, ch.now.clone()?)))
+        .collect()
+}
+
+/// Read `planned` rows `FOR UPDATE` in the caller's transaction; stop (FENCED) when one is
+/// gone or names another address than the plan saw.
+pub async fn fence_rows<C: tokio_postgres::GenericClient>(
+    c: &C,
+    planned: &[(i32, String)],
+) -> Result<(), PgError> {
     if planned.is_empty() {
         return Ok(());
     }
@@ -64,6 +76,7 @@ async fn fence<C: tokio_postgres::GenericClient>(
         .await
         .map_err(|e| PgError::from_query(&e))?;
     for (id, was) in planned {
+        let (id, was) = (*id, was.as_str());
         let now: Option<String> = rows
             .iter()
             .find(|r| r.get::<_, i32>(0) == id)

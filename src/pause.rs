@@ -35,7 +35,7 @@ use tokio_postgres::Client;
 use crate::apply::{UpdateOptions, WRITER_LOCK, run_step};
 use crate::citus::DistNode;
 use crate::pg::{self, PgError, PgParams, within};
-use crate::plan::Step;
+use crate::plan::{DatabasePlan, Step};
 use crate::topology::Endpoint;
 
 /// How the pause takes the group's locks.
@@ -734,14 +734,27 @@ impl GroupPause {
     /// per database, restores included.
     pub async fn commit(
         self,
-        steps: &dyn Fn(&str) -> Vec<Step>,
+        plans: &[DatabasePlan],
         opts: &UpdateOptions,
     ) -> Result<Vec<(String, Vec<Step>)>, (String, PgError)> {
         let mut done = Vec::new();
         for h in &self.held {
-            let mut mine = steps(&h.target.database);
+            let plan = plans.iter().find(|d| d.database == h.target.database);
+            let mut mine = plan.map(|d| d.steps.clone()).unwrap_or_default();
             if let Some(restore) = restore_step(self.method, &h.target, &mine) {
                 mine.push(restore);
+            }
+            // Fenced as every writer is: the rows are still what the plan was made from (the
+            // pause's own rename aside), read FOR UPDATE before the first step.
+            let expected = plan
+                .map(|d| {
+                    expected_under_pause(self.method, &h.target, &crate::apply::planned_rows(d))
+                })
+                .unwrap_or_default();
+            if let Err(e) = crate::apply::fence_rows(&h.client, &expected).await {
+                let db = h.target.database.clone();
+                release_all(self.held).await;
+                return Err((db, e));
             }
             for s in &mine {
                 if let Err(e) = run_step(&h.client, s, opts).await {
@@ -765,6 +778,25 @@ impl GroupPause {
             None => Ok(done),
         }
     }
+}
+
+/// The rows a plan saw, as they read inside the pause: the rename method has renamed the
+/// target row to `<host>-demoted` in this very transaction.
+fn expected_under_pause(
+    method: PauseMethod,
+    t: &PauseTarget,
+    planned: &[(i32, String)],
+) -> Vec<(i32, String)> {
+    planned
+        .iter()
+        .map(|(id, was)| {
+            if method == PauseMethod::Rename && *id == t.nodeid {
+                (*id, format!("{}:{}", t.demoted_name(), t.port))
+            } else {
+                (*id, was.clone())
+            }
+        })
+        .collect()
 }
 
 /// The step that puts a renamed row's name back, when the plan does not rewrite that row.
@@ -879,6 +911,25 @@ mod tests {
             host: "10.0.0.3".into(),
             port: 5432,
         }
+    }
+
+    #[test]
+    fn inside_a_rename_pause_the_fence_expects_the_renamed_row() {
+        let planned = vec![
+            (2, "10.0.0.3:5432".to_owned()),
+            (9, "10.0.0.4:5432".to_owned()),
+        ];
+        assert_eq!(
+            expected_under_pause(PauseMethod::Rename, &target(), &planned),
+            vec![
+                (2, "10.0.0.3-demoted:5432".to_owned()),
+                (9, "10.0.0.4:5432".to_owned())
+            ]
+        );
+        assert_eq!(
+            expected_under_pause(PauseMethod::Function, &target(), &planned),
+            planned
+        );
     }
 
     #[test]

@@ -514,14 +514,7 @@ pub async fn execute(
     }
     if let Some(p) = paused {
         let held_since = p.held_since;
-        let steps = |db: &str| {
-            worker_dbs
-                .iter()
-                .find(|d| d.database == db)
-                .map(|d| d.steps.clone())
-                .unwrap_or_default()
-        };
-        if let Err((db, e)) = p.commit(&steps, &uopts).await {
+        if let Err((db, e)) = p.commit(worker_dbs, &uopts).await {
             out.rows_changed.clear();
             // The pause is gone (the server ended it, or the statement failed and everything
             // rolled back): the new leader is writable, so finish as failover does.
