@@ -12,6 +12,10 @@ use crate::pg::PgParams;
 use crate::topology::Topology;
 
 const FAST: Duration = Duration::from_millis(200);
+/// How long the same refusal is looked at every FAST: a switchover clears within seconds; one
+/// that lasts longer (a group down, a leader outside the inventory) will not clear by itself
+/// soon, and is looked at every --interval from then on.
+const FAST_FOR: Duration = Duration::from_secs(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// Longest one pass may take: observe, plan, and apply (whose waits are bounded by the
 /// statement timeout and the metadata-sync wait, 30 s each). The unit's WatchdogSec is above it.
@@ -51,6 +55,8 @@ pub async fn run(
     notify("READY=1\nSTATUS=watching pg_dist_node");
     let mut backoff = interval;
     let mut last_message = String::new();
+    let mut unsettled_since: Option<tokio::time::Instant> = None;
+    let mut slowed = false;
     loop {
         let started = tokio::time::Instant::now();
         // A pass never hangs the controller: past PASS_LIMIT it is dropped (its transaction,
@@ -74,6 +80,8 @@ pub async fn run(
                     log("all groups settled");
                     last_message.clear();
                 }
+                unsettled_since = None;
+                slowed = false;
                 backoff = interval;
                 interval
             }
@@ -81,11 +89,28 @@ pub async fn run(
                 if msg != last_message {
                     log(&format!("waiting: {msg}"));
                     last_message = msg;
+                    unsettled_since = Some(started);
+                    slowed = false;
                 }
                 backoff = interval;
-                FAST.min(interval)
+                let since = *unsettled_since.get_or_insert(started);
+                if started.duration_since(since) < FAST_FOR {
+                    FAST.min(interval)
+                } else {
+                    if !slowed {
+                        log(&format!(
+                            "still waiting after {}: looking every {} from now on",
+                            humantime::format_duration(FAST_FOR),
+                            humantime::format_duration(interval)
+                        ));
+                        slowed = true;
+                    }
+                    interval
+                }
             }
             Err(msg) => {
+                unsettled_since = None;
+                slowed = false;
                 if msg != last_message {
                     log(&format!("cannot act: {msg}; retrying with backoff"));
                     last_message = msg;
