@@ -111,12 +111,20 @@ impl Cluster {
             .unwrap_or_else(|| panic!("{scope} has no leader: {v}"))
             .to_owned()
     }
-    /// Wait until `list` says everything is fine (after a test changed the cluster).
+    /// Wait until `list` says everything is fine (after a test changed the cluster), and every
+    /// replica reports its lag (right after a rejoin Patroni 3.0 says "unknown" for a moment,
+    /// and such a replica is no switchover candidate yet).
     fn wait_ok(&self) -> Value {
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
             let (r, v) = self.list_json(&[]);
-            if r.code == 0 {
+            let lags_known = v["groups"].as_array().is_some_and(|gs| {
+                gs.iter()
+                    .flat_map(|g| g["members"].as_array().into_iter().flatten())
+                    .filter(|m| m["role"] == "replica" || m["role"] == "sync_standby")
+                    .all(|m| m["lag"].is_number())
+            });
+            if r.code == 0 && lags_known {
                 return v;
             }
             assert!(

@@ -433,6 +433,7 @@ fn fault_a_whole_worker_group_down_while_another_switches_over_and_resync_runs()
         c.sql(&cn, "TRUNCATE pgbench_history");
         tpcb_start(&c, &cn, 8)
     });
+    let ctl = controller(&c, "1s");
     c.harness(&["kill-patroni", &repl2]);
     c.harness(&["kill-patroni", &lead2]);
     let restore = || {
@@ -471,6 +472,9 @@ fn fault_a_whole_worker_group_down_while_another_switches_over_and_resync_runs()
             r.stdout
         );
         assert_eq!(dist_rows_full(&c, &cn), before);
+        // Long enough, after wk1 settled, for the controller to stop looking every 200 ms at a
+        // refusal that does not clear by itself.
+        std::thread::sleep(Duration::from_secs(11));
         unsynced
     }));
     restore();
@@ -493,8 +497,128 @@ fn fault_a_whole_worker_group_down_while_another_switches_over_and_resync_runs()
         None => "no load (real Citus: every TPC-B transaction needs wk2)".into(),
     };
     assert_eq!(group(&v, "wk2")["verdict"], "ok");
+    let log = stop_controller(ctl);
+    assert!(
+        log.contains("waiting: ") && log.contains("still waiting after 10s: looking every 1s"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("wk1 primary row"),
+        "the controller rewrote wk1:\n{log}"
+    );
     eprintln!(
         "fault: wk2 down while wk1 switched over: switchover exit 0, wk2 rows unsynced ({unsynced}) \
          until it was back, resync exit 4 writing nothing; {figures}"
+    );
+}
+
+fn patroni_pid(c: &Cluster, member: &str) -> u32 {
+    let text = std::fs::read_to_string(c.dir.join("pids").join(format!("{member}.pid"))).unwrap();
+    text.trim().parse().unwrap()
+}
+
+#[test]
+fn fault_the_leaders_rest_api_not_answering_is_refused_before_the_group_is_paused() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = cluster();
+    let v = c.wait_ok();
+    let cn = c.leader_of(&v, "cn");
+    let old = c.leader_of(&v, "wk1");
+    let before = dist_rows_full(&c, &cn);
+    // The leader's Patroni frozen (its REST API accepts and never answers); PostgreSQL runs on,
+    // and the replica still names it leader (well within the 20 s ttl).
+    let pid = patroni_pid(&c, &old);
+    signal(pid, "-STOP");
+    let r = std::panic::catch_unwind(|| {
+        run(c
+            .citusctl()
+            .args(["switchover", "wk1", "--yes", "-f", "json"]))
+    });
+    signal(pid, "-CONT");
+    let r = r.unwrap_or_else(|p| std::panic::resume_unwind(p));
+    assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
+    let rep: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(rep["outcome"], "refused", "{rep}");
+    assert!(rep["paused_ms"].is_null(), "{rep}");
+    assert!(!r.stderr.contains("paused wk1"), "{}", r.stderr);
+    assert_eq!(pause_sessions(&c, &cn), "0");
+    assert_eq!(dist_rows_full(&c, &cn), before);
+    let v = c.wait_ok();
+    assert_eq!(c.leader_of(&v, "wk1"), old);
+    eprintln!(
+        "fault: the leader's REST API frozen: refused before pausing, exit 4: {}",
+        rep["error"]
+    );
+}
+
+#[test]
+fn fault_the_candidate_dies_mid_switchover() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = cluster();
+    let v = c.wait_ok();
+    let cn = c.leader_of(&v, "cn");
+    let old = c.leader_of(&v, "wk1");
+    let cand = other_member(&v, "wk1", &old);
+    tpcb_setup(&c, &cn);
+    c.sql(&cn, "TRUNCATE pgbench_history");
+    let load = tpcb_start(&c, &cn, 8);
+    std::thread::sleep(Duration::from_secs(2));
+    let mut child = c
+        .citusctl()
+        .args([
+            "switchover",
+            "wk1",
+            "--yes",
+            "--candidate",
+            &cand,
+            "--pause-timeout",
+            "4s",
+            "-f",
+            "json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut said = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            std::io::BufRead::read_line(&mut err, &mut line).unwrap() > 0,
+            "citusctl ended early:\n{said}"
+        );
+        said.push_str(&line);
+        if line.contains("asked Patroni") {
+            break;
+        }
+    }
+    // The candidate crashes (Patroni and PostgreSQL killed) while Patroni hands over to it
+    // (Patroni demotes the leader first; the candidate would promote a second or so later).
+    std::thread::sleep(Duration::from_millis(400));
+    c.harness(&["kill-patroni", &cand, "--hard"]);
+    let crashed = Instant::now();
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut err, &mut rest);
+    let out = child.wait_with_output().unwrap();
+    let took = crashed.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let rep: Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{said}{rest}"));
+    // No pause outlives --pause-timeout; whatever Patroni made of it, citusctl says so and exits
+    // non-zero, and the rows name whoever leads at the end.
+    assert_ne!(out.status.code(), Some(0), "{rep}");
+    assert_eq!(pause_sessions(&c, &cn), "0");
+    c.harness(&["start-member", &cand]);
+    let v = c.wait_ok();
+    let now = c.leader_of(&v, "wk1");
+    assert_eq!(primary_row(group(&v, "wk1"))["nodename"], c.addr(&now));
+    let (done, failed, _aborted, text) = tpcb_counts(load);
+    let found = assert_nothing_acknowledged_lost(&c, &cn, done, &text);
+    eprintln!(
+        "fault: the candidate crashed mid-switchover (--pause-timeout 4s): outcome '{}' (exit {:?}) {took:?} \
+         after the crash; {now} leads; {done} committed, {found} found, {failed} failed",
+        rep["outcome"].as_str().unwrap_or("?"),
+        out.status.code(),
     );
 }
