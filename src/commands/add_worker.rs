@@ -11,7 +11,7 @@
 
 use anyhow::bail;
 
-use super::metadata_report::{CONFIRM_HINT, MetadataReport};
+use super::metadata_report::{CONFIRM_HINT, MetadataOutcome, MetadataReport};
 use crate::apply::{UpdateOptions, WhenBusy, apply_database};
 use crate::context::Context;
 use crate::exit::Exit;
@@ -58,7 +58,7 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
     let pg = ctx.pg_params()?;
     let mut report = MetadataReport::new(&ctx.topo.name);
     let refuse = |mut report: MetadataReport, exit: Exit, why: String| -> anyhow::Result<Exit> {
-        report.outcome = "refused".into();
+        report.outcome = MetadataOutcome::Refused;
         report.plan.refused.push(Refusal {
             scope: args.scope.clone(),
             reason: why,
@@ -82,7 +82,7 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
         .expect("group exists");
 
     if report.plan.is_empty() {
-        report.outcome = "nothing to do".into();
+        report.outcome = MetadataOutcome::NothingToDo;
         output::print(&output::render(&report, args.format))?;
         if args.format == Format::Pretty {
             crate::ui::say(&format!(
@@ -93,7 +93,7 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
         return Ok(Exit::Ok);
     }
     if args.dry_run {
-        report.outcome = "planned".into();
+        report.outcome = MetadataOutcome::Planned;
         output::print(&output::render(&report, args.format))?;
         return Ok(Exit::Ok);
     }
@@ -119,7 +119,7 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
             if let Ok((p, _)) = again {
                 report.plan = p;
             }
-            report.outcome = "changed".into();
+            report.outcome = MetadataOutcome::Changed;
             report.error = Some(format!(
                 "the cluster changed while you were deciding: nothing written; {what}"
             ));
@@ -135,7 +135,7 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
     };
     for dbp in &report.plan.databases {
         if let Err(e) = apply_database(&pg, &cn_ep, dbp, opts).await {
-            report.outcome = "failed".into();
+            report.outcome = MetadataOutcome::Failed;
             report.error = Some(format!(
                 "{}: {e} (rolled back: nothing changed in {})",
                 dbp.database, dbp.database
@@ -144,7 +144,7 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
             return Ok(Exit::for_write_error(&e));
         }
     }
-    report.outcome = "applied".into();
+    report.outcome = MetadataOutcome::Applied;
     // Verify: the group's rows now agree (list's verdicts).
     let verified = match observe_parts(&ctx.topo, &client, &pg).await {
         Ok((views, tables, _)) => tables.iter().all(|(db, rows)| {

@@ -8,6 +8,40 @@ use crate::plan::MetadataPlan;
 /// Without a terminal to ask on.
 pub const CONFIRM_HINT: &str = "this changes the cluster and stdin is not a terminal: pass --yes to apply, or --dry-run to look";
 
+/// How a `pg_dist_node` plan ended (JSON: the quoted names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum MetadataOutcome {
+    /// Shown, not applied (dry run, check).
+    #[serde(rename = "planned")]
+    Planned,
+    #[serde(rename = "nothing to do")]
+    NothingToDo,
+    #[serde(rename = "applied")]
+    Applied,
+    /// The write rolled back: nothing changed.
+    #[serde(rename = "failed")]
+    Failed,
+    /// Not written: the cluster is in a state that must not be written to.
+    #[serde(rename = "refused")]
+    Refused,
+    /// The cluster moved while the operator was deciding: nothing written.
+    #[serde(rename = "changed")]
+    Changed,
+}
+
+impl MetadataOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetadataOutcome::Planned => "planned",
+            MetadataOutcome::NothingToDo => "nothing to do",
+            MetadataOutcome::Applied => "applied",
+            MetadataOutcome::Failed => "failed",
+            MetadataOutcome::Refused => "refused",
+            MetadataOutcome::Changed => "changed",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct MetadataReport {
     pub format_version: u32,
@@ -15,8 +49,7 @@ pub struct MetadataReport {
     /// The coordinator member whose pg_dist_node was planned against.
     pub coordinator: Option<String>,
     pub plan: MetadataPlan,
-    /// `planned` (dry run / check), `applied`, `nothing to do`, `failed`, `refused`.
-    pub outcome: String,
+    pub outcome: MetadataOutcome,
     /// After applying: pg_dist_node read back agrees with the plan's goal.
     pub verified: Option<bool>,
     pub error: Option<String>,
@@ -41,7 +74,7 @@ impl MetadataReport {
             cluster: cluster.to_owned(),
             coordinator: None,
             plan: MetadataPlan::default(),
-            outcome: String::new(),
+            outcome: MetadataOutcome::Planned,
             verified: None,
             error: None,
         }
@@ -117,12 +150,12 @@ impl Render for MetadataReport {
         for n in &self.plan.notes {
             out.push_str(&format!("note: {n}\n"));
         }
-        match (self.outcome.as_str(), &self.error) {
-            (_, Some(e)) => out.push_str(&format!("{}: {e}\n", self.outcome)),
-            ("nothing to do", None) => {
+        match (self.outcome, &self.error) {
+            (o, Some(e)) => out.push_str(&format!("{}: {e}\n", o.as_str())),
+            (MetadataOutcome::NothingToDo, None) => {
                 out.push_str("pg_dist_node agrees with Patroni and the inventory: nothing to do.\n")
             }
-            ("applied", None) => out.push_str(&format!(
+            (MetadataOutcome::Applied, None) => out.push_str(&format!(
                 "applied {} change(s); verified: {}\n",
                 self.plan.change_count(),
                 if self.verified == Some(true) {
@@ -131,7 +164,7 @@ impl Render for MetadataReport {
                     "NOT ok"
                 }
             )),
-            ("planned", None) => out.push_str(&format!(
+            (MetadataOutcome::Planned, None) => out.push_str(&format!(
                 "{} change(s) planned; nothing written.\n",
                 self.plan.change_count()
             )),

@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::metadata_report::MetadataReport;
+use super::metadata_report::{MetadataOutcome, MetadataReport};
 
 use crate::apply::{UpdateOptions, WhenBusy, apply_database, apply_setting};
 use crate::context::Context;
@@ -110,7 +110,7 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
     let mut observed = match observe_for_write(&ctx.topo, &client, &pg).await {
         Ok(o) => o,
         Err(b) => {
-            report.outcome = "refused".into();
+            report.outcome = MetadataOutcome::Refused;
             report.error = Some(b.reason);
             output::print(&output::render(&report, args.format))?;
             return Ok(b.exit);
@@ -138,9 +138,9 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
 
     if args.dry_run || args.check || report.plan.is_empty() {
         report.outcome = if report.plan.is_empty() {
-            "nothing to do".into()
+            MetadataOutcome::NothingToDo
         } else {
-            "planned".into()
+            MetadataOutcome::Planned
         };
         output::print(&output::render(&report, args.format))?;
         return Ok(if refused {
@@ -171,7 +171,7 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
         let o = match observe_for_write(&ctx.topo, &client, &pg).await {
             Ok(o) => o,
             Err(b) => {
-                report.outcome = "changed".into();
+                report.outcome = MetadataOutcome::Changed;
                 report.error = Some(format!(
                     "the cluster cannot be seen now ({}): nothing written",
                     b.reason
@@ -192,7 +192,7 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
         .await;
         if again.summary() != report.plan.summary() {
             report.plan = again;
-            report.outcome = "changed".into();
+            report.outcome = MetadataOutcome::Changed;
             report.error = Some(
                 "the cluster changed while you were deciding: nothing written; this is the plan now, run again to apply it".into(),
             );
@@ -205,7 +205,7 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
     let started = Instant::now();
     for db in &report.plan.databases {
         if let Err(e) = apply_database(&pg, &observed.coordinator.1, db, opts).await {
-            report.outcome = "failed".into();
+            report.outcome = MetadataOutcome::Failed;
             report.error = Some(format!(
                 "{}: {e} (rolled back: nothing changed in {})",
                 db.database, db.database
@@ -234,14 +234,14 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
                 s.member, s.wanted
             )),
             Err(e) => {
-                report.outcome = "failed".into();
+                report.outcome = MetadataOutcome::Failed;
                 report.error = Some(format!("{}: citus.use_secondary_nodes not set: {e}", s.member));
                 output::print(&output::render(&report, args.format))?;
                 return Ok(Exit::No);
             }
         }
     }
-    report.outcome = "applied".into();
+    report.outcome = MetadataOutcome::Applied;
     // Verify: read back and plan again; the groups we wrote must need nothing more.
     let again = match observe_for_write(&ctx.topo, &client, &pg).await {
         Ok(o) => plan_metadata(

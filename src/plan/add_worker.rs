@@ -100,7 +100,7 @@ pub fn plan_add_worker(
                 None,
                 "primary",
                 c,
-                "register coordinator",
+                crate::plan::Action::RegisterCoordinator,
                 "the coordinator is not registered".into(),
                 COORDINATOR_GROUP,
             ));
@@ -130,8 +130,15 @@ pub fn plan_add_worker(
                     g.group_id, p.nodeid, p.nodename, p.nodeport
                 ));
             }
-            dbp.changes
-                .push(change(g, None, role, ep, "add", why.clone(), g.group_id));
+            dbp.changes.push(change(
+                g,
+                None,
+                role,
+                ep,
+                crate::plan::Action::Add,
+                why.clone(),
+                g.group_id,
+            ));
             dbp.steps.push(Step::AddNode {
                 host: ep.host.clone(),
                 port: ep.port,
@@ -149,7 +156,7 @@ fn change(
     nodeid: Option<i32>,
     role: &str,
     ep: &Endpoint,
-    action: &'static str,
+    action: crate::plan::Action,
     reason: String,
     groupid: i32,
 ) -> Change {

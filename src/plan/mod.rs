@@ -40,6 +40,30 @@ pub enum Step {
     ActivateNode { host: String, port: u16 },
 }
 
+/// What a change does to a row (JSON: the quoted names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Action {
+    #[serde(rename = "add")]
+    Add,
+    #[serde(rename = "update")]
+    Update,
+    #[serde(rename = "activate")]
+    Activate,
+    #[serde(rename = "register coordinator")]
+    RegisterCoordinator,
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Action::Add => "add",
+            Action::Update => "update",
+            Action::Activate => "activate",
+            Action::RegisterCoordinator => "register coordinator",
+        })
+    }
+}
+
 /// A change as people read it: one row, from what to what, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Change {
@@ -49,7 +73,7 @@ pub struct Change {
     pub noderole: String,
     pub now: Option<String>,
     pub wanted: String,
-    pub action: &'static str,
+    pub action: Action,
     pub reason: String,
 }
 
@@ -246,20 +270,19 @@ fn group_changes(
     tail: &mut Vec<Step>,
     notes: &mut Vec<String>,
 ) {
-    let change = |row: Option<&DistNode>,
-                  role: &str,
-                  wanted: &Endpoint,
-                  action: &'static str,
-                  reason: String| Change {
-        scope: g.scope.clone(),
-        groupid: g.group_id,
-        nodeid: row.map(|r| r.nodeid),
-        noderole: role.into(),
-        now: row.map(|r| format!("{}:{}", r.nodename, r.nodeport)),
-        wanted: wanted.to_string(),
-        action,
-        reason,
-    };
+    let change =
+        |row: Option<&DistNode>, role: &str, wanted: &Endpoint, action: Action, reason: String| {
+            Change {
+                scope: g.scope.clone(),
+                groupid: g.group_id,
+                nodeid: row.map(|r| r.nodeid),
+                noderole: role.into(),
+                now: row.map(|r| format!("{}:{}", r.nodename, r.nodeport)),
+                wanted: wanted.to_string(),
+                action,
+                reason,
+            }
+        };
     let primaries: Vec<&&DistNode> = rows.iter().filter(|r| r.is_primary()).collect();
     let secondaries: Vec<&&DistNode> = rows.iter().filter(|r| r.is_secondary()).collect();
 
@@ -271,7 +294,7 @@ fn group_changes(
                 None,
                 "primary",
                 &w.primary,
-                "register coordinator",
+                Action::RegisterCoordinator,
                 w.why.clone(),
             ));
             tail.push(Step::SetCoordinatorHost {
@@ -280,7 +303,13 @@ fn group_changes(
             });
         }
         None => {
-            changes.push(change(None, "primary", &w.primary, "add", w.why.clone()));
+            changes.push(change(
+                None,
+                "primary",
+                &w.primary,
+                Action::Add,
+                w.why.clone(),
+            ));
             tail.push(Step::AddNode {
                 host: w.primary.host.clone(),
                 port: w.primary.port,
@@ -293,7 +322,7 @@ fn group_changes(
                 Some(p),
                 "primary",
                 &w.primary,
-                "update",
+                Action::Update,
                 w.why.clone(),
             ));
             updates.push((
@@ -308,7 +337,7 @@ fn group_changes(
                 Some(p),
                 "primary",
                 &w.primary,
-                "activate",
+                Action::Activate,
                 "isactive = false".into(),
             ));
             tail.push(Step::ActivateNode {
@@ -333,7 +362,7 @@ fn group_changes(
                 // The new leader's address is held by a secondary: swap it onto the old leader.
                 match old_primary.as_ref().filter(|o| g.member_at(o).is_some()) {
                     Some(old) => {
-                        changes.push(change(Some(s), "secondary", old, "update", "swap with the primary row".into()));
+                        changes.push(change(Some(s), "secondary", old, Action::Update, "swap with the primary row".into()));
                         updates.push((s.nodeid, at.clone().unwrap(), old.clone()));
                     }
                     None => notes.push(format!(
@@ -351,7 +380,7 @@ fn group_changes(
     } else if let Some(ro) = &w.secondary {
         match secondaries.first() {
             None => {
-                changes.push(change(None, "secondary", ro, "add", w.why.clone()));
+                changes.push(change(None, "secondary", ro, Action::Add, w.why.clone()));
                 tail.push(Step::AddNode {
                     host: ro.host.clone(),
                     port: ro.port,
@@ -360,7 +389,13 @@ fn group_changes(
                 });
             }
             Some(s) if s.endpoint().as_ref() != Some(ro) => {
-                changes.push(change(Some(s), "secondary", ro, "update", w.why.clone()));
+                changes.push(change(
+                    Some(s),
+                    "secondary",
+                    ro,
+                    Action::Update,
+                    w.why.clone(),
+                ));
                 updates.push((
                     s.nodeid,
                     s.endpoint()
@@ -615,7 +650,7 @@ mod tests {
         let c = &p.databases[0].changes[0];
         assert_eq!(
             (c.now.as_deref(), c.wanted.as_str(), c.action),
-            (Some("10.0.0.3:5432"), "10.0.0.4:5432", "update")
+            (Some("10.0.0.3:5432"), "10.0.0.4:5432", Action::Update)
         );
     }
 
