@@ -13,7 +13,13 @@ use crate::exit::EXIT_CODES_HELP;
 /// One inventory file describes the cluster. citusctl reads every member's Patroni REST API
 /// and the coordinator leader's pg_dist_node, and tells you whether they agree.
 #[derive(Debug, Parser)]
-#[command(name = "citusctl", version, propagate_version = true, after_help = EXIT_CODES_HELP)]
+#[command(
+    name = "citusctl",
+    version,
+    long_version = crate::version::LONG_VERSION,
+    propagate_version = true,
+    after_help = EXIT_CODES_HELP
+)]
 pub struct Cli {
     /// Inventory file [default: $CITUSCTL_INVENTORY, ./citusctl.yml, ~/.config/citusctl/inventory.yml]
     #[arg(short, long, global = true, value_name = "FILE")]

@@ -27,6 +27,7 @@ pub mod status;
 pub mod systemd;
 pub mod topology;
 pub mod ui;
+pub mod version;
 pub mod verdict;
 
 use std::process::ExitCode;

@@ -37,7 +37,8 @@ pub fn assets() -> anyhow::Result<Vec<(String, Vec<u8>)>> {
         clap_complete::generate(shell, &mut Cli::command(), "citusctl", &mut buf);
         out.push((format!("completions/{file}"), buf));
     }
-    let cmd = Cli::command();
+    // The short version only: the long one names the commit, which would make every commit stale.
+    let cmd = Cli::command().long_version(None);
     let mut buf = Vec::new();
     clap_mangen::Man::new(cmd.clone()).render(&mut buf)?;
     out.push(("man/citusctl.1".into(), buf));
