@@ -1,5 +1,5 @@
 # The two commands of the README.
-.PHONY: demo test demo-stop
+.PHONY: demo test demo-stop dist
 
 demo:
 	./scripts/demo.sh
@@ -9,3 +9,7 @@ demo-stop:
 
 test:
 	./scripts/test.sh
+
+# Not one of the two: the release binary (glibc 2.17+) and its tarball, .deb and .rpm in target/dist/.
+dist:
+	./scripts/dist.sh
