@@ -7,6 +7,9 @@
 # Each run is FLAVOR:CITUS. On the stand-in, CITUS 11.3 models Citus before 12.1 (no
 # citus_pause_node_within_txn: the pause renames the row), so the pause's rename path is tested
 # too; with real Citus installed, the installed version decides and the 11.3 run is skipped.
+# The package tests (tests/package/test.sh: make dist, glibc 2.17, the .deb in a Debian 11 root
+# against the cluster, the .rpm, lintian) run once, in the first run, after its cluster tests.
+#   SKIP_PACKAGE_TESTS=1 scripts/test.sh   # a quick local run without them (ignored when CI=true)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +19,10 @@ cargo test --locked
 
 if [ -n "${FLAVORS:-}" ]; then
     RUNS=$(for f in $FLAVORS; do printf '%s:13 ' "$f"; done)
+fi
+package_tests=1
+if [ -n "${SKIP_PACKAGE_TESTS:-}" ]; then
+    if [ "${CI:-}" = true ]; then echo "== SKIP_PACKAGE_TESTS ignored: CI runs the package tests"; else package_tests=; fi
 fi
 for run in ${RUNS:-patroni3:13 patroni4:13 patroni4:11.3}; do
     flavor=${run%%:*} citus=${run#*:}
@@ -28,6 +35,11 @@ for run in ${RUNS:-patroni3:13 patroni4:13 patroni4:11.3}; do
     trap 'bash tests/cluster/cluster.sh stop --dir "$dir" || true' EXIT
     bash tests/cluster/cluster.sh start --flavor "$flavor" --dir "$dir" --citus "$citus"
     CITUSCTL_TEST_DIR=$dir cargo test --locked --features cluster-tests --test cluster -- --test-threads=1
+    if [ -n "$package_tests" ]; then
+        echo "== package tests on $flavor (tests/package/test.sh)"
+        bash tests/package/test.sh --cluster-dir "$dir"
+        package_tests=
+    fi
     bash tests/cluster/cluster.sh stop --dir "$dir"
     trap - EXIT
     rm -rf "$dir"
