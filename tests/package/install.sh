@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what `make dist` and the package tests need (Debian 12, run as root). Idempotent, quiet
 # unless it fails, never reads standard input (safe in CI). Pinned versions:
-#   - apt: debootstrap (the Debian 11 root), rpm (rpm -qlp), lintian, binutils (readelf), xz-utils
+#   - apt: debootstrap (the Debian 11 root), rpm (rpm -qlp), lintian, binutils (readelf), xz-utils,
+#     systemd (systemd-analyze verify of the unit)
 #   - zig from PyPI's ziglang, in a venv: ${CITUSCTL_TEST_CACHE:-/var/tmp/citusctl-test}/venv-zig
 #   - cargo-zigbuild, cargo-deb, cargo-generate-rpm: `cargo install --locked` into .../cargo-tools
 # Prints nothing; scripts/dist.sh puts venv-zig/bin and cargo-tools/bin first on PATH.
@@ -22,7 +23,7 @@ run() { "$@" >>"$LOG" 2>&1 </dev/null || fail "command failed: $*"; }
 [ "$(id -u)" = 0 ] || { echo "tests/package/install.sh: must run as root" >&2; exit 1; }
 
 export DEBIAN_FRONTEND=noninteractive
-PKGS=(debootstrap rpm lintian binutils xz-utils python3-venv)
+PKGS=(debootstrap rpm lintian binutils xz-utils python3-venv systemd)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -82,6 +82,14 @@ unexplained=$(grep '^W: ' <<<"$lint" | awk '{ print $3 }' | grep -vxF -f <(echo 
 [ -z "$unexplained" ] || { echo "$lint" >&2; fail "lintian warnings not in tests/package/lintian-allowed: $(echo $unexplained)"; }
 step "lintian: no error; warnings: $(grep -c '^W: ' <<<"$lint" || true) (all in tests/package/lintian-allowed)"
 
+# The unit, with ExecStart pointing at the built binary (verify checks that it exists).
+unitdir=$(mktemp -d)
+sed "s#/usr/bin/citusctl#$(realpath "$bin")#" contrib/citusctl-resync.service >"$unitdir/citusctl-resync.service"
+systemd-analyze verify --man=no "$unitdir/citusctl-resync.service" || fail "systemd-analyze verify contrib/citusctl-resync.service"
+exposure=$(systemd-analyze security --offline=yes "$unitdir/citusctl-resync.service" 2>/dev/null | grep -o 'exposure level for [^:]*: .*' | sed 's/.*: //')
+rm -rf "$unitdir"
+step "systemd-analyze verify: the unit is valid; exposure ${exposure:-not measured}"
+
 # 5. Debian 11.
 root_tar=$(bash tests/package/debian-root.sh)
 root=$(mktemp -d "${CITUSCTL_TEST_CACHE:-/var/tmp/citusctl-test}/debian11.XXXXXX")
