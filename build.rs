@@ -16,7 +16,13 @@ fn main() {
     println!("cargo:rerun-if-env-changed=CITUSCTL_GLIBC");
     // The commit is read again when HEAD moves or the sources change (for `-dirty`); cargo
     // reruns a build script whose watched path is missing every time, so only existing ones.
-    for path in ["build.rs", "Cargo.toml", "Cargo.lock", "src", ".cargo_vcs_info.json"] {
+    for path in [
+        "build.rs",
+        "Cargo.toml",
+        "Cargo.lock",
+        "src",
+        ".cargo_vcs_info.json",
+    ] {
         watch(path);
     }
     for git_path in ["HEAD", "packed-refs"] {
@@ -24,10 +30,10 @@ fn main() {
             watch(&p);
         }
     }
-    if let Some(head_ref) = git(&["symbolic-ref", "-q", "HEAD"]) {
-        if let Some(p) = git(&["rev-parse", "--git-path", &head_ref]) {
-            watch(&p);
-        }
+    if let Some(head_ref) = git(&["symbolic-ref", "-q", "HEAD"])
+        && let Some(p) = git(&["rev-parse", "--git-path", &head_ref])
+    {
+        watch(&p);
     }
 }
 
@@ -53,35 +59,34 @@ fn commit() -> String {
         return if dirty { format!("{hash}-dirty") } else { hash };
     }
     // `cargo package` records the commit it was made from.
-    if let Ok(info) = std::fs::read_to_string(".cargo_vcs_info.json") {
-        if let Some(rest) = info.split("\"sha1\"").nth(1) {
-            if let Some(sha) = rest.split('"').nth(1) {
-                return sha.chars().take(12).collect();
-            }
-        }
+    if let Ok(info) = std::fs::read_to_string(".cargo_vcs_info.json")
+        && let Some(rest) = info.split("\"sha1\"").nth(1)
+        && let Some(sha) = rest.split('"').nth(1)
+    {
+        return sha.chars().take(12).collect();
     }
     "unknown".into()
 }
 
 fn libc() -> String {
-    if let Ok(v) = std::env::var("CITUSCTL_GLIBC") {
-        if !v.is_empty() {
-            return format!("glibc >= {v}");
-        }
+    if let Ok(v) = std::env::var("CITUSCTL_GLIBC")
+        && !v.is_empty()
+    {
+        return format!("glibc >= {v}");
     }
     let target_env = std::env::var("CARGO_CFG_TARGET_ENV").unwrap_or_default();
     let native = std::env::var("TARGET").ok() == std::env::var("HOST").ok();
     if target_env != "gnu" {
         return "no glibc".into();
     }
-    if native {
-        // `getconf GNU_LIBC_VERSION` prints e.g. `glibc 2.36`.
-        let out = Command::new("getconf").arg("GNU_LIBC_VERSION").output();
-        if let Ok(out) = out {
-            if let Some(v) = String::from_utf8_lossy(&out.stdout).split_whitespace().nth(1) {
-                return format!("glibc >= {v}");
-            }
-        }
+    // `getconf GNU_LIBC_VERSION` prints e.g. `glibc 2.36`.
+    if native
+        && let Ok(out) = Command::new("getconf").arg("GNU_LIBC_VERSION").output()
+        && let Some(v) = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .nth(1)
+    {
+        return format!("glibc >= {v}");
     }
     "glibc unknown".into()
 }

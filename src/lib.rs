@@ -27,8 +27,8 @@ pub mod status;
 pub mod systemd;
 pub mod topology;
 pub mod ui;
-pub mod version;
 pub mod verdict;
+pub mod version;
 
 use std::process::ExitCode;
 
