@@ -2,7 +2,8 @@
 # The package tests (run by scripts/test.sh in its first cluster run, so CI runs them):
 #   1. the binary's ELF version needs: nothing above GLIBC_2.17; `--version` says so
 #   2. the tarball holds the binary, man pages, completions, the unit, the example inventory
-#   3. the .rpm lists the same files as the .deb, with the same modes (`rpm -qlp`)
+#   3. the .rpm lists the same files as the .deb, with the same modes (`rpm -qlp`); it installs
+#      into an empty root with Debian's rpm and erases cleanly
 #   4. lintian: no error on the .deb, and no warning that tests/package/lintian-allowed does not
 #      explain
 #   5. in a Debian 11 root (debootstrap, cached: tests/package/debian-root.sh): `dpkg -i`,
@@ -71,6 +72,20 @@ if [ "$deb_files" != "$rpm_files" ]; then
 fi
 step "rpm -qlp: the .rpm holds the .deb's $(wc -l <<<"$rpm_files") files with the same modes"
 
+# Debian's rpm can install it into an empty root (no RPM distribution here to run it in): the
+# payload unpacks with its modes, the binary runs, and `rpm -e` removes everything (rpm also
+# removes an unmodified %config file; an edited one would stay as .rpmsave).
+rroot=$(mktemp -d)
+rpm --root "$rroot" --initdb
+rpm --root "$rroot" -i --nodeps "$rpm" 2>"$rroot.log" || { cat "$rroot.log" >&2; fail "rpm -i $rpm into an empty root"; }
+[ "$(stat -c %a "$rroot/etc/citusctl/inventory.yml.example")" = 640 ] || fail "rpm: inventory.yml.example is not 0640"
+[ "$("$rroot/usr/bin/citusctl" --version)" = "$version" ] || fail "rpm: the installed citusctl --version differs"
+rpm --root "$rroot" -e citusctl 2>"$rroot.log" || { cat "$rroot.log" >&2; fail "rpm -e citusctl"; }
+left=$(cd "$rroot" && find etc usr -type f 2>/dev/null || true)
+rm -rf "$rroot" "$rroot.log"
+[ -z "$left" ] || fail "after rpm -e, left: $(echo $left)"
+step "rpm -i into an empty root: modes kept, --version runs; rpm -e removes it all"
+
 # 4. lintian.
 lint=$(lintian --no-cfg --display-level '>=warning' "$deb" 2>&1 || true)
 if grep -q '^E: ' <<<"$lint"; then
@@ -86,7 +101,7 @@ step "lintian: no error; warnings: $(grep -c '^W: ' <<<"$lint" || true) (all in 
 unitdir=$(mktemp -d)
 sed "s#/usr/bin/citusctl#$(realpath "$bin")#" contrib/citusctl-resync.service >"$unitdir/citusctl-resync.service"
 systemd-analyze verify --man=no "$unitdir/citusctl-resync.service" || fail "systemd-analyze verify contrib/citusctl-resync.service"
-exposure=$(systemd-analyze security --offline=yes "$unitdir/citusctl-resync.service" 2>/dev/null | grep -o 'exposure level for [^:]*: .*' | sed 's/.*: //')
+exposure=$(systemd-analyze security --offline=yes "$unitdir/citusctl-resync.service" 2>/dev/null | grep -o 'exposure level for [^:]*: [0-9.]* [A-Z]*' | sed 's/.*: //')
 rm -rf "$unitdir"
 step "systemd-analyze verify: the unit is valid; exposure ${exposure:-not measured}"
 
