@@ -52,7 +52,9 @@ fn git(args: &[&str]) -> Option<String> {
 fn commit() -> String {
     if let Some(hash) = git(&["rev-parse", "--short=12", "HEAD"]) {
         let dirty = Command::new("git")
-            .args(["diff-index", "--quiet", "HEAD", "--"])
+            // Porcelain `git diff` refreshes stale stat data first (plumbing `diff-index` would
+            // call a freshly checked-out file modified).
+            .args(["diff", "--quiet", "HEAD", "--"])
             .status()
             .map(|s| !s.success())
             .unwrap_or(false);
