@@ -10,6 +10,7 @@
 # The package tests (tests/package/test.sh: make dist, glibc 2.17, the .deb in a Debian 11 root
 # against the cluster, the .rpm, lintian) run once, in the first run, after its cluster tests.
 #   SKIP_PACKAGE_TESTS=1 scripts/test.sh   # a quick local run without them (ignored when CI=true)
+#   CLUSTER_TEST_ARGS=--nocapture scripts/test.sh   # see each fault test's figures (`fault:` lines)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,7 +35,8 @@ for run in ${RUNS:-patroni3:13 patroni4:13 patroni4:11.3}; do
     echo "== integration tests on $flavor, Citus $citus (cluster in $dir)"
     trap 'bash tests/cluster/cluster.sh stop --dir "$dir" || true' EXIT
     bash tests/cluster/cluster.sh start --flavor "$flavor" --dir "$dir" --citus "$citus"
-    CITUSCTL_TEST_DIR=$dir cargo test --locked --features cluster-tests --test cluster -- --test-threads=1
+    # shellcheck disable=SC2086 # CLUSTER_TEST_ARGS: extra libtest flags, e.g. --nocapture for the fault figures
+    CITUSCTL_TEST_DIR=$dir cargo test --locked --features cluster-tests --test cluster -- --test-threads=1 ${CLUSTER_TEST_ARGS:-}
     if [ -n "$package_tests" ]; then
         echo "== package tests on $flavor (tests/package/test.sh)"
         bash tests/package/test.sh --cluster-dir "$dir"
