@@ -112,8 +112,8 @@ impl Cluster {
             .to_owned()
     }
     /// Wait until `list` says everything is fine (after a test changed the cluster), and every
-    /// replica reports its lag (right after a rejoin Patroni 3.0 says "unknown" for a moment,
-    /// and such a replica is no switchover candidate yet).
+    /// replica has caught up: right after a rejoin Patroni 3.0 says lag "unknown" for a moment,
+    /// and a restarted replica lags by megabytes; neither is a switchover candidate yet.
     fn wait_ok(&self) -> Value {
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
@@ -122,7 +122,8 @@ impl Cluster {
                 gs.iter()
                     .flat_map(|g| g["members"].as_array().into_iter().flatten())
                     .filter(|m| m["role"] == "replica" || m["role"] == "sync_standby")
-                    .all(|m| m["lag"].is_number())
+                    // caught up as a switchover candidate must be (--max-lag's 1 MiB)
+                    .all(|m| m["lag"].as_u64().is_some_and(|l| l < 1_048_576))
             });
             if r.code == 0 && lags_known {
                 return v;

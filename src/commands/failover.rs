@@ -167,6 +167,13 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
                         report.result.rows_changed.push(c.describe(&db.database));
                     }
                 }
+                // Transactions half-way through 2PC on the old leader: recover them now.
+                let rec =
+                    crate::ops::recover::prepared_transactions(&pg, &cn_ep, &ctx.topo.databases)
+                        .await;
+                if let Some(msg) = crate::ops::recover::describe(&rec) {
+                    crate::ui::say(&msg);
+                }
                 break;
             }
         }

@@ -223,6 +223,19 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
                 c.wanted
             );
         }
+        // Rows that moved followed a leader change without the pause: recover the 2PC
+        // transactions it may have left prepared (crate::ops::recover).
+        if !db.changes.is_empty() {
+            let rec = crate::ops::recover::prepared_transactions(
+                &pg,
+                &observed.coordinator.1,
+                std::slice::from_ref(&db.database),
+            )
+            .await;
+            if let Some(msg) = crate::ops::recover::describe(&rec) {
+                report.plan.notes.push(msg);
+            }
+        }
     }
     for s in &report.plan.settings {
         match apply_setting(&pg, s, &ctx.topo.databases[0], args.terminate_sessions).await {

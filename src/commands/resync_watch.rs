@@ -155,6 +155,19 @@ async fn tick(
             }
             Err(e) => return Err(format!("{}: {e} (rolled back)", db.database)),
         }
+        // A repaired row follows a leader change that had no pause: recover the 2PC
+        // transactions it may have left prepared, instead of waiting for Citus's daemon.
+        if !db.changes.is_empty() {
+            let rec = crate::ops::recover::prepared_transactions(
+                pg,
+                &coordinator,
+                std::slice::from_ref(&db.database),
+            )
+            .await;
+            if let Some(msg) = crate::ops::recover::describe(&rec) {
+                log(&msg);
+            }
+        }
         for c in &db.changes {
             log(&format!(
                 "{}: {} {} row {} {} -> {} ({}: {})",

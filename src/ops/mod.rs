@@ -6,10 +6,12 @@
 //! - `plan`: the metadata plan checked against live servers, and `citus.use_secondary_nodes`.
 //! - `wait`: until a new leader is writable; a group's state in one line.
 //! - `confirm`: the one prompt before a change.
+//! - `recover`: Citus's 2PC recovery right after a leader change without the pause.
 //! - `switchover`: a switchover of one group, with the Citus pause (`crate::pause`) around it.
 
 pub mod confirm;
 pub mod observe;
 pub mod plan;
+pub mod recover;
 pub mod switchover;
 pub mod wait;

@@ -622,6 +622,14 @@ async fn finish_unpaused(
                 r
             };
             let repaired = lost.elapsed().as_millis();
+            if result.is_ok() {
+                let rec =
+                    super::recover::prepared_transactions(pg, &o.coordinator.1, &topo.databases)
+                        .await;
+                if let Some(msg) = super::recover::describe(&rec) {
+                    progress(&msg);
+                }
+            }
             out.new_leader = Some(new_leader.clone());
             out.paused_ms = paused_since.map(|t| lost.duration_since(t).as_millis() as u64);
             if let (Some(r), Some(ms)) = (out.pause.as_mut(), out.paused_ms) {

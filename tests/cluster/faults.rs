@@ -100,10 +100,14 @@ fn switchover_until_asked(
     let mut said = String::new();
     loop {
         let mut line = String::new();
-        assert!(
-            err.read_line(&mut line).unwrap() > 0,
-            "citusctl ended early:\n{said}"
-        );
+        if err.read_line(&mut line).unwrap() == 0 {
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "citusctl ended early ({}):\n{said}\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
         said.push_str(&line);
         if line.contains("asked Patroni") {
             return (child, err);
@@ -539,6 +543,13 @@ fn fault_the_leaders_rest_api_not_answering_is_refused_before_the_group_is_pause
     assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
     let rep: Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(rep["outcome"], "refused", "{rep}");
+    assert!(
+        rep["error"]
+            .as_str()
+            .unwrap()
+            .contains("the leader's REST API does not answer"),
+        "{rep}"
+    );
     assert!(rep["paused_ms"].is_null(), "{rep}");
     assert!(!r.stderr.contains("paused wk1"), "{}", r.stderr);
     assert_eq!(pause_sessions(&c, &cn), "0");
