@@ -125,7 +125,18 @@ impl Cluster {
                     // caught up as a switchover candidate must be (--max-lag's 1 MiB)
                     .all(|m| m["lag"].as_u64().is_some_and(|l| l < 1_048_576))
             });
-            if r.code == 0 && lags_known {
+            // and every leader Patroni names is writable (after an etcd outage Patroni 3.0.2
+            // named a leader that was still read-only for a while)
+            let leaders_writable = || {
+                v["groups"].as_array().is_some_and(|gs| {
+                    gs.iter().all(|g| {
+                        g["leader"].as_str().is_some_and(|l| {
+                            self.try_sql(l, "SELECT pg_is_in_recovery()").as_deref() == Some("f")
+                        })
+                    })
+                })
+            };
+            if r.code == 0 && lags_known && leaders_writable() {
                 return v;
             }
             assert!(
