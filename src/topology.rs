@@ -135,6 +135,11 @@ impl Topology {
         self.groups.iter().find(|g| g.scope == scope)
     }
 
+    /// Where a scope stands in `groups` (and in every per-group list built from them).
+    pub fn index_of(&self, scope: &str) -> Option<usize> {
+        self.groups.iter().position(|g| g.scope == scope)
+    }
+
     pub fn group_by_id(&self, id: i32) -> Option<&Group> {
         self.groups.iter().find(|g| g.group_id == id)
     }

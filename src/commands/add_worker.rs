@@ -74,12 +74,7 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
         };
     report.coordinator = Some(cn_ep.to_string());
     report.plan = plan;
-    let gi = ctx
-        .topo
-        .groups
-        .iter()
-        .position(|g| g.scope == group.scope)
-        .expect("group exists");
+    let gi = ctx.topo.index_of(&group.scope).expect("group exists");
 
     if report.plan.is_empty() {
         report.outcome = MetadataOutcome::NothingToDo;
@@ -176,12 +171,7 @@ async fn observe_and_plan(
         Ok(o) => (o.views, o.tables, o.coordinator.1),
         Err(b) => return Err((b.exit, b.reason)),
     };
-    let gi = ctx
-        .topo
-        .groups
-        .iter()
-        .position(|g| g.scope == group.scope)
-        .expect("group exists");
+    let gi = ctx.topo.index_of(&group.scope).expect("group exists");
     let view = &views[gi];
     let db = &ctx.topo.databases[0];
     let leader = view

@@ -156,9 +156,7 @@ pub async fn observe(
     let o = observe_for_write(topo, client, pg).await?;
     let (views, tables, coordinator) = (o.views, o.tables, o.coordinator.1);
     let index = topo
-        .groups
-        .iter()
-        .position(|g| g.scope == scope)
+        .index_of(scope)
         .expect("the command resolved the scope");
     let leader = match views[index].single_leader() {
         Ok(l) => l.clone(),

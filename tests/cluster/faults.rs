@@ -12,31 +12,6 @@ use super::*;
 /// test cluster's Patroni allows 1 GiB, maximum_lag_on_failover).
 const UNDER_LOAD: [&str; 2] = ["--max-lag", "67108864"];
 
-/// pgbench's account without judging it: (committed, failed, aborted clients, output).
-/// Faults that cut connections may abort clients; what is never allowed is a lost commit.
-fn tpcb_counts(child: std::process::Child) -> (u64, u64, bool, String) {
-    let out = child.wait_with_output().expect("pgbench");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let number = |label: &str| -> u64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(label))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|n| n.split('/').next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no '{label}' in pgbench's output:\n{text}"))
-    };
-    (
-        number("number of transactions actually processed: "),
-        number("number of failed transactions: "),
-        text.contains("aborted"),
-        text,
-    )
-}
-
 /// Every transaction pgbench counted as committed is in `pgbench_history` (one row each).
 fn assert_nothing_acknowledged_lost(c: &Cluster, cn: &str, done: u64, text: &str) -> u64 {
     assert!(done > 0, "no transaction committed at all:\n{text}");
@@ -84,46 +59,23 @@ fn wait_repaired(c: &Cluster, scope: &str, old: &str, limit: Duration) -> Durati
     }
 }
 
-/// Start `switchover SCOPE` and return once it says it asked Patroni (the pause is held).
-#[allow(clippy::zombie_processes)] // the caller waits for it
-fn switchover_until_asked(
-    c: &Cluster,
-    scope: &str,
-) -> (
-    std::process::Child,
-    std::io::BufReader<std::process::ChildStderr>,
-) {
-    use std::io::BufRead;
-    let mut child = c
-        .citusctl()
-        .args(["switchover", scope, "--yes", "-f", "json"])
-        .args(UNDER_LOAD)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut said = String::new();
-    loop {
-        let mut line = String::new();
-        if err.read_line(&mut line).unwrap() == 0 {
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "citusctl ended early ({}):\n{said}\n{}",
-                out.status,
-                String::from_utf8_lossy(&out.stdout)
-            );
-        }
-        said.push_str(&line);
-        if line.contains("asked Patroni") {
-            return (child, err);
-        }
-    }
+/// The pid on the first line of a pid file (PostgreSQL's, or the harness's).
+fn pid_in(path: std::path::PathBuf) -> u32 {
+    let text = std::fs::read_to_string(&path).unwrap();
+    text.lines().next().unwrap().trim().parse().unwrap()
 }
 
 fn postmaster_pid(c: &Cluster, member: &str) -> u32 {
-    let text = std::fs::read_to_string(c.dir.join(member).join("data/postmaster.pid")).unwrap();
-    text.lines().next().unwrap().trim().parse().unwrap()
+    pid_in(c.dir.join(member).join("data/postmaster.pid"))
+}
+
+/// Run `f` while process `pid` is stopped (SIGSTOP), and let the process go on (SIGCONT)
+/// whatever `f` does, a failed assertion included.
+fn while_stopped<T>(pid: u32, f: impl FnOnce() -> T) -> T {
+    signal(pid, "-STOP");
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    signal(pid, "-CONT");
+    r.unwrap_or_else(|p| std::panic::resume_unwind(p))
 }
 
 #[test]
@@ -138,7 +90,7 @@ fn fault_citusctl_killed_mid_switchover_the_server_ends_the_pause_and_the_contro
     let ctl = controller(&c, "500ms");
     let load = tpcb_start(&c, &cn, 10);
     std::thread::sleep(Duration::from_secs(2));
-    let (mut child, _err) = switchover_until_asked(&c, "wk1");
+    let (mut child, _err) = switchover_until_asked(&c, "wk1", &UNDER_LOAD);
     // SIGKILL: no handler runs, no ROLLBACK is sent; the kernel closes the socket.
     std::thread::sleep(Duration::from_millis(200));
     signal(child.id(), "-KILL");
@@ -180,9 +132,7 @@ fn fault_a_coordinator_that_accepts_and_never_answers_is_reported_in_bounded_tim
     let before = dist_rows_full(&c, &cn);
     // The postmaster frozen: the kernel still completes TCP handshakes into its backlog, but
     // nobody answers the startup packet (a hung host, a process stuck in D state).
-    let pm = postmaster_pid(&c, &cn);
-    signal(pm, "-STOP");
-    let thawed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    while_stopped(postmaster_pid(&c, &cn), || {
         let t = Instant::now();
         let (l, v) = c.list_json(&[]);
         let took = t.elapsed();
@@ -211,11 +161,7 @@ fn fault_a_coordinator_that_accepts_and_never_answers_is_reported_in_bounded_tim
              {sw_took:?} (exit 3), resync {rs_took:?} (exit {})",
             l.code, r.code
         );
-    }));
-    signal(pm, "-CONT");
-    if let Err(p) = thawed {
-        std::panic::resume_unwind(p);
-    }
+    });
     let v = c.wait_ok();
     // Nothing was asked of Patroni, nothing written.
     assert_eq!(c.leader_of(&v, "wk1"), wk1);
@@ -286,7 +232,7 @@ fn fault_ctrl_c_after_patroni_was_asked_lets_the_pause_go_and_still_leaves_the_r
     c.sql(&cn, "TRUNCATE pgbench_history");
     let load = tpcb_start(&c, &cn, 8);
     std::thread::sleep(Duration::from_secs(2));
-    let (child, mut err) = switchover_until_asked(&c, "wk1");
+    let (child, mut err) = switchover_until_asked(&c, "wk1", &UNDER_LOAD);
     // The operator changes their mind while the new leader is awaited: Patroni cannot be
     // un-asked, so citusctl stops holding writes and finishes the switchover without the pause.
     signal(child.id(), "-INT");
@@ -334,7 +280,7 @@ fn fault_the_coordinator_leader_crashes_while_a_worker_group_is_paused() {
     c.sql(&cn, "TRUNCATE pgbench_history");
     let load = tpcb_start(&c, &cn, 6);
     std::thread::sleep(Duration::from_secs(2));
-    let (child, mut err) = switchover_until_asked(&c, "wk1");
+    let (child, mut err) = switchover_until_asked(&c, "wk1", &UNDER_LOAD);
     // The coordinator's PostgreSQL dies under the pause (SIGKILL: a crash, not a shutdown).
     // Every session on it dies too, the pause's and the clients' alike; Patroni restarts it.
     let crashed = Instant::now();
@@ -525,8 +471,7 @@ fn fault_a_whole_worker_group_down_while_another_switches_over_and_resync_runs()
 }
 
 fn patroni_pid(c: &Cluster, member: &str) -> u32 {
-    let text = std::fs::read_to_string(c.dir.join("pids").join(format!("{member}.pid"))).unwrap();
-    text.trim().parse().unwrap()
+    pid_in(c.dir.join("pids").join(format!("{member}.pid")))
 }
 
 #[test]
@@ -539,15 +484,11 @@ fn fault_the_leaders_rest_api_not_answering_is_refused_before_the_group_is_pause
     let before = dist_rows_full(&c, &cn);
     // The leader's Patroni frozen (its REST API accepts and never answers); PostgreSQL runs on,
     // and the replica still names it leader (well within the 20 s ttl).
-    let pid = patroni_pid(&c, &old);
-    signal(pid, "-STOP");
-    let r = std::panic::catch_unwind(|| {
+    let r = while_stopped(patroni_pid(&c, &old), || {
         run(c
             .citusctl()
             .args(["switchover", "wk1", "--yes", "-f", "json"]))
     });
-    signal(pid, "-CONT");
-    let r = r.unwrap_or_else(|p| std::panic::resume_unwind(p));
     assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
     let rep: Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(rep["outcome"], "refused", "{rep}");
@@ -582,37 +523,15 @@ fn fault_the_candidate_dies_mid_switchover() {
     c.sql(&cn, "TRUNCATE pgbench_history");
     let load = tpcb_start(&c, &cn, 8);
     std::thread::sleep(Duration::from_secs(2));
-    let mut child = c
-        .citusctl()
-        .args([
-            "switchover",
-            "wk1",
-            "--yes",
-            "--candidate",
-            &cand,
-            "--pause-timeout",
-            "4s",
-            "-f",
-            "json",
-        ])
-        .args(UNDER_LOAD)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut said = String::new();
-    loop {
-        let mut line = String::new();
-        assert!(
-            std::io::BufRead::read_line(&mut err, &mut line).unwrap() > 0,
-            "citusctl ended early:\n{said}"
-        );
-        said.push_str(&line);
-        if line.contains("asked Patroni") {
-            break;
-        }
-    }
+    let (child, mut err) = switchover_until_asked(
+        &c,
+        "wk1",
+        &[
+            &["--candidate", cand.as_str(), "--pause-timeout", "4s"],
+            &UNDER_LOAD[..],
+        ]
+        .concat(),
+    );
     // The candidate crashes (Patroni and PostgreSQL killed) while Patroni hands over to it
     // (Patroni demotes the leader first; the candidate would promote a second or so later).
     std::thread::sleep(Duration::from_millis(400));
@@ -624,7 +543,7 @@ fn fault_the_candidate_dies_mid_switchover() {
     let took = crashed.elapsed();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let rep: Value =
-        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{said}{rest}"));
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{rest}"));
     // No pause outlives --pause-timeout; whatever Patroni made of it, citusctl says so and exits
     // non-zero, and the rows name whoever leads at the end.
     assert_ne!(out.status.code(), Some(0), "{rep}");
