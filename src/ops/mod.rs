@@ -6,9 +6,11 @@
 //! - `plan`: the metadata plan checked against live servers, and `citus.use_secondary_nodes`.
 //! - `wait`: until a new leader is writable; a group's state in one line.
 //! - `confirm`: the one prompt before a change.
+//! - `doctor`: what `check` and `version` read from every member, each VIP and Citus.
 //! - `switchover`: a switchover of one group, with the Citus pause (`crate::pause`) around it.
 
 pub mod confirm;
+pub mod doctor;
 pub mod observe;
 pub mod plan;
 pub mod switchover;
