@@ -19,6 +19,9 @@ _citusctl() {
             citusctl,add-worker)
                 cmd="citusctl__subcmd__add__subcmd__worker"
                 ;;
+            citusctl,check)
+                cmd="citusctl__subcmd__check"
+                ;;
             citusctl,completions)
                 cmd="citusctl__subcmd__completions"
                 ;;
@@ -55,8 +58,14 @@ _citusctl() {
             citusctl,switchover)
                 cmd="citusctl__subcmd__switchover"
                 ;;
+            citusctl,version)
+                cmd="citusctl__subcmd__version"
+                ;;
             citusctl__subcmd__help,add-worker)
                 cmd="citusctl__subcmd__help__subcmd__add__subcmd__worker"
+                ;;
+            citusctl__subcmd__help,check)
+                cmd="citusctl__subcmd__help__subcmd__check"
                 ;;
             citusctl__subcmd__help,completions)
                 cmd="citusctl__subcmd__help__subcmd__completions"
@@ -94,6 +103,9 @@ _citusctl() {
             citusctl__subcmd__help,switchover)
                 cmd="citusctl__subcmd__help__subcmd__switchover"
                 ;;
+            citusctl__subcmd__help,version)
+                cmd="citusctl__subcmd__help__subcmd__version"
+                ;;
             *)
                 ;;
         esac
@@ -101,7 +113,7 @@ _citusctl() {
 
     case "${cmd}" in
         citusctl)
-            opts="-i -v -h -V --inventory --verbose --help --version list resync add-worker switchover failover restart reload pause resume history completions generate-assets help"
+            opts="-i -v -h -V --inventory --verbose --help --version list resync add-worker switchover failover restart reload pause resume history check version completions generate-assets help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -124,6 +136,36 @@ _citusctl() {
             ;;
         citusctl__subcmd__add__subcmd__worker)
             opts="-y -f -i -v -h -V --with-secondaries --dry-run --yes --format --inventory --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --format)
+                    COMPREPLY=($(compgen -W "pretty json yaml tsv" -- "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -W "pretty json yaml tsv" -- "${cur}"))
+                    return 0
+                    ;;
+                --inventory)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        citusctl__subcmd__check)
+            opts="-f -i -v -h -V --format --inventory --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -235,7 +277,7 @@ _citusctl() {
             return 0
             ;;
         citusctl__subcmd__help)
-            opts="list resync add-worker switchover failover restart reload pause resume history completions generate-assets help"
+            opts="list resync add-worker switchover failover restart reload pause resume history check version completions generate-assets help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -249,6 +291,20 @@ _citusctl() {
             return 0
             ;;
         citusctl__subcmd__help__subcmd__add__subcmd__worker)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        citusctl__subcmd__help__subcmd__check)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -417,6 +473,20 @@ _citusctl() {
             return 0
             ;;
         citusctl__subcmd__help__subcmd__switchover)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        citusctl__subcmd__help__subcmd__version)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -703,6 +773,36 @@ _citusctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --format)
+                    COMPREPLY=($(compgen -W "pretty json yaml tsv" -- "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -W "pretty json yaml tsv" -- "${cur}"))
+                    return 0
+                    ;;
+                --inventory)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        citusctl__subcmd__version)
+            opts="-f -i -v -h -V --format --inventory --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --format)
                     COMPREPLY=($(compgen -W "pretty json yaml tsv" -- "${cur}"))
                     return 0

@@ -47,6 +47,8 @@ pub enum Command {
     /// Take groups out of Patroni's maintenance mode.
     Resume(commands::maintenance::Args),
     History(commands::history::Args),
+    Check(commands::check::Args),
+    Version(commands::version::Args),
     Completions(commands::completions::Args),
     #[command(hide = true)]
     GenerateAssets(commands::generate_assets::Args),

@@ -31,6 +31,9 @@ pub struct GroupView {
     pub leaders: Vec<String>,
     pub paused: bool,
     pub answered: usize,
+    /// Patroni names a streaming replica's state `streaming` (3.0.4+; known for sure when the
+    /// answer carries `scope`, 3.2+): a replica that is only `running` then does not stream.
+    pub states_streaming: bool,
 }
 
 impl GroupView {
@@ -83,6 +86,7 @@ impl GroupView {
                     d.role().title().to_lowercase(),
                     d.state
                 )),
+                Some(d) => out.extend(self.not_replicating(d)),
                 _ => {}
             }
             if !m.in_inventory {
@@ -93,6 +97,30 @@ impl GroupView {
             }
         }
         out
+    }
+}
+
+impl GroupView {
+    /// A replica Patroni calls healthy that does not replicate: on an older timeline than its
+    /// leader (it cannot take over), or only `running` where Patroni would say `streaming`.
+    pub fn not_replicating(&self, d: &MemberDoc) -> Option<String> {
+        if !d.role().is_replica() {
+            return None;
+        }
+        let leader_tl = self
+            .single_leader()
+            .ok()
+            .and_then(|l| l.doc.as_ref()?.timeline);
+        if let (Some(tl), Some(ltl)) = (d.timeline, leader_tl)
+            && tl < ltl
+        {
+            return Some(format!(
+                "{}: replica on timeline {tl}, its leader on {ltl}: not replicating",
+                d.name
+            ));
+        }
+        (self.states_streaming && d.state == "running")
+            .then(|| format!("{}: replica is running but not streaming", d.name))
     }
 }
 
@@ -187,6 +215,7 @@ pub fn group_view(group: &Group, probe: &GroupProbe) -> GroupView {
         leaders,
         paused: authoritative.is_some_and(|d| d.pause),
         answered: answers.len(),
+        states_streaming: authoritative.is_some_and(|d| d.scope.is_some()),
     }
 }
 
@@ -289,6 +318,34 @@ pub(crate) mod tests {
             v.single_leader().unwrap_err(),
             "no member of wk1 answers its REST API"
         );
+    }
+
+    #[test]
+    fn a_replica_that_does_not_stream_is_a_problem() {
+        let g = group("wk1", 1, &[("a", "10.0.0.1"), ("b", "10.0.0.2")]);
+        // Seen after a double stop: `running`, lag 0, on an older timeline than its leader.
+        let d: ClusterDoc = serde_json::from_str(
+            r#"{"members":[{"name":"a","role":"leader","state":"running","timeline":3},
+                           {"name":"b","role":"replica","state":"running","timeline":2,"lag":0}]}"#,
+        )
+        .unwrap();
+        let v = group_view(&g, &probe("wk1", vec![("a", Ok(d.clone()))]));
+        assert_eq!(
+            v.problems(),
+            vec!["b: replica on timeline 2, its leader on 3: not replicating".to_string()]
+        );
+        // Patroni 3.2+ (its answer names the scope) says `streaming` when it streams.
+        let mut d4 = doc(&[("a", "leader", "running"), ("b", "replica", "running")]);
+        d4.scope = Some("wk1".into());
+        let v = group_view(&g, &probe("wk1", vec![("a", Ok(d4))]));
+        assert_eq!(
+            v.problems(),
+            vec!["b: replica is running but not streaming".to_string()]
+        );
+        // Patroni 3.0 says `running` for a streaming replica: not a problem by itself.
+        let d3 = doc(&[("a", "leader", "running"), ("b", "replica", "running")]);
+        let v = group_view(&g, &probe("wk1", vec![("a", Ok(d3))]));
+        assert!(v.problems().is_empty(), "{:?}", v.problems());
     }
 
     #[test]

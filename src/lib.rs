@@ -11,6 +11,7 @@ pub mod citus;
 pub mod cli;
 pub mod commands;
 pub mod context;
+pub mod doctor;
 pub mod exit;
 pub mod health;
 pub mod inventory;

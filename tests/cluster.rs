@@ -3,6 +3,8 @@
 //! The cluster's directory comes in `CITUSCTL_TEST_DIR`. Tests that change the cluster put it
 //! back as they found it; they run one at a time (`--test-threads=1`).
 
+#[path = "cluster/check.rs"]
+mod check;
 mod common;
 #[path = "cluster/faults.rs"]
 mod faults;

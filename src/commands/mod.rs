@@ -1,6 +1,7 @@
 //! One file per subcommand: its clap `Args` and its `run`.
 
 pub mod add_worker;
+pub mod check;
 pub mod completions;
 pub mod failover;
 pub mod generate_assets;
@@ -15,6 +16,7 @@ pub mod resync;
 mod resync_watch;
 pub mod switchover;
 mod switchover_report;
+pub mod version;
 
 use crate::cli::{Cli, Command};
 use crate::context::Context;
@@ -33,6 +35,12 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Pause(args) => maintenance::run(ctx()?, args, true).await,
         Command::Resume(args) => maintenance::run(ctx()?, args, false).await,
         Command::History(args) => history::run(ctx()?, args).await,
+        Command::Check(args) => check::run(ctx()?, args).await,
+        // Without any inventory to find, citusctl's own version is still an answer.
+        Command::Version(args) => match crate::inventory::locate(cli.inventory.as_deref()) {
+            Ok(_) => version::run(Some(ctx()?), args).await,
+            Err(_) => version::run(None, args).await,
+        },
         Command::Completions(args) => completions::run(args),
         Command::GenerateAssets(args) => generate_assets::run(args),
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use url::Url;
 
-use super::model::ClusterDoc;
+use super::model::{ClusterDoc, PatroniStatus};
 use crate::secret::Secret;
 use crate::topology::PatroniSettings;
 
@@ -119,6 +119,12 @@ impl PatroniClient {
     pub async fn cluster(&self, api: &Url) -> Result<ClusterDoc, ApiError> {
         let body = self.get(api, "cluster").await?;
         serde_json::from_slice(&body).map_err(|e| ApiError::BadResponse(format!("/cluster: {e}")))
+    }
+
+    /// `GET /patroni`: the member's own status (its Patroni version, role, PostgreSQL version).
+    pub async fn patroni_status(&self, api: &Url) -> Result<PatroniStatus, ApiError> {
+        let body = self.get(api, "patroni").await?;
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadResponse(format!("/patroni: {e}")))
     }
 
     /// `GET /history`: `[timeline, lsn, reason, timestamp, new_leader?]` rows.

@@ -4,4 +4,4 @@ mod client;
 mod model;
 
 pub use client::{ApiError, PatroniClient};
-pub use model::{ClusterDoc, Lag, MemberDoc, Role};
+pub use model::{ClusterDoc, Lag, MemberDoc, PatroniSelf, PatroniStatus, Role};

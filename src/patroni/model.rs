@@ -42,6 +42,33 @@ pub struct MemberDoc {
     pub tags: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
+/// `GET /patroni`: what one member says about itself (only the keys citusctl reads).
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+pub struct PatroniStatus {
+    #[serde(default)]
+    pub state: Option<String>,
+    /// `master` (3.x) or `primary` (4.x), `replica`, `standby_leader`, ...
+    #[serde(default)]
+    pub role: Option<String>,
+    /// PostgreSQL's `server_version_num` (absent while PostgreSQL is down).
+    #[serde(default)]
+    pub server_version: Option<u32>,
+    #[serde(default)]
+    pub timeline: Option<u64>,
+    #[serde(default)]
+    pub patroni: Option<PatroniSelf>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+pub struct PatroniSelf {
+    #[serde(default)]
+    pub version: Option<String>,
+    #[serde(default)]
+    pub scope: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
 /// Replication lag in bytes, or Patroni's `"unknown"`.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(untagged)]
