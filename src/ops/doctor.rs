@@ -176,7 +176,8 @@ async fn citus_session(
         pg::READ_LIMIT,
         &format!("PostgreSQL at {ep}"),
         c.batch_execute(&format!(
-            "SET citus.node_connection_timeout = {CITUS_CONNECT_MS}"
+            "SET citus.node_connection_timeout = {CITUS_CONNECT_MS}; SET statement_timeout = {}",
+            pg::READ_LIMIT.as_millis()
         )),
     )
     .await?;
