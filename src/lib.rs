@@ -10,6 +10,7 @@ pub mod apply;
 pub mod citus;
 pub mod cli;
 pub mod commands;
+pub mod config_diff;
 pub mod context;
 pub mod doctor;
 pub mod exit;
