@@ -97,3 +97,64 @@ fn show_config_diff_names_exactly_the_key_changed_on_one_worker_scope() {
     drop(_restore);
     diff_until(&c, |v| v["diff"]["keys"] == serde_json::json!([]));
 }
+
+/// `citusctl ARGS` on a pty (script(1)), TERM=xterm, NO_COLOR as given: all it wrote.
+fn in_a_pty(c: &Cluster, args: &str, no_color: bool) -> String {
+    let cmd = c.citusctl(); // for its environment
+    let line = format!(
+        "{} -i {} {args}",
+        common::bin().display(),
+        c.dir.join("inventory.yml").display()
+    );
+    let out = Command::new("script")
+        .args(["-qfec", &line, "/dev/null"])
+        .env_clear()
+        .envs(
+            cmd.get_envs()
+                .filter(|(k, _)| *k != "NO_COLOR")
+                .filter_map(|(k, v)| v.map(|v| (k, v))),
+        )
+        .env("TERM", "xterm")
+        .envs(no_color.then_some(("NO_COLOR", "1")))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{args}: {:?}", out.status);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_long_wait_shows_a_spinner_on_a_terminal_and_plain_lines_otherwise() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = cluster();
+    c.wait_ok();
+    let waiting = "pausing wk1: waiting until every member shows it (";
+    let out = in_a_pty(&c, "pause wk1 --yes", false);
+    // The spinner (a braille frame, the elapsed time), cleared before the result.
+    assert!(out.contains(&format!("⠋ {waiting}0.0s)")), "{out}");
+    assert!(out.contains("\x1b[2K"), "{out}");
+    assert!(out.contains("maintenance mode on"), "{out}");
+    // NO_COLOR, a machine format, or no terminal: no spinner.
+    let out = in_a_pty(&c, "resume wk1 --yes", true);
+    assert!(
+        !out.contains(waiting.replace("pausing", "resuming").as_str()),
+        "{out}"
+    );
+    assert!(out.contains("maintenance mode off"), "{out}");
+    for args in ["pause wk1 --yes -f json", "resume wk1 --yes -f json"] {
+        let out = in_a_pty(&c, args, false);
+        assert!(
+            !out.contains("waiting until every member shows it"),
+            "{out}"
+        );
+        assert!(out.contains("\"maintenance mode"), "{out}");
+    }
+    let r = run(c.citusctl().args(["pause", "wk1", "--yes"]));
+    assert_eq!(r.code, 0);
+    assert_eq!(r.stderr, "");
+    let r = run(c.citusctl().args(["resume", "wk1", "--yes"]));
+    assert_eq!(r.code, 0);
+    assert_eq!(r.stderr, "");
+    let (_, v) = c.list_json(&[]);
+    assert_eq!(v["groups"][1]["paused"], false, "{v}");
+}
