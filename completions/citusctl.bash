@@ -721,12 +721,16 @@ _citusctl() {
             return 0
             ;;
         citusctl__subcmd__resync)
-            opts="-y -f -i -v -h -V --dry-run --check --yes --force --watch --interval --terminate-after --statement-timeout --terminate-sessions --format --inventory --verbose --help --version"
+            opts="-y -f -i -v -h -V --dry-run --check --yes --force --watch --metrics --interval --terminate-after --statement-timeout --terminate-sessions --format --inventory --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --metrics)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --interval)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

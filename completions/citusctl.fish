@@ -54,6 +54,7 @@ complete -c citusctl -n "__fish_citusctl_using_subcommand list" -s W -d 'Redraw 
 complete -c citusctl -n "__fish_citusctl_using_subcommand list" -s v -l verbose -d 'More detail on stderr (-v: info, -vv: debug). Also: CITUSCTL_LOG=debug'
 complete -c citusctl -n "__fish_citusctl_using_subcommand list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c citusctl -n "__fish_citusctl_using_subcommand list" -s V -l version -d 'Print version'
+complete -c citusctl -n "__fish_citusctl_using_subcommand resync" -l metrics -d 'Serve the controller\'s Prometheus metrics on this address (with --watch), e.g. 127.0.0.1:9187: GET /metrics (passes, repairs, errors, seconds since the last good pass, drift per group)' -r
 complete -c citusctl -n "__fish_citusctl_using_subcommand resync" -l interval -d 'How often the controller looks (with --watch)' -r
 complete -c citusctl -n "__fish_citusctl_using_subcommand resync" -l terminate-after -d 'Let Citus terminate the sessions that block citus_update_node once they have had this long to finish (Citus `force => true, lock_cooldown`). Without it, a long writer on the group delays the update up to --statement-timeout, then nothing changes' -r
 complete -c citusctl -n "__fish_citusctl_using_subcommand resync" -l statement-timeout -d 'Roll back when one Citus call waits longer than this' -r

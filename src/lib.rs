@@ -17,6 +17,7 @@ pub mod exit;
 pub mod health;
 pub mod inventory;
 pub mod member_sql;
+pub mod metrics;
 pub mod observe;
 pub mod ops;
 pub mod output;

@@ -158,3 +158,133 @@ fn a_long_wait_shows_a_spinner_on_a_terminal_and_plain_lines_otherwise() {
     let (_, v) = c.list_json(&[]);
     assert_eq!(v["groups"][1]["paused"], false, "{v}");
 }
+
+/// One scrape: `name{labels}` -> value.
+fn scrape(addr: &str) -> HashMap<String, f64> {
+    let (status, body) = http_get(addr, "/metrics");
+    assert_eq!(status, "HTTP/1.1 200 OK", "{body}");
+    body.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (k, v) = l.rsplit_once(' ').unwrap();
+            (k.to_owned(), v.parse().unwrap())
+        })
+        .collect()
+}
+
+fn http_get(addr: &str, path: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    (head.lines().next().unwrap().to_owned(), body.to_owned())
+}
+
+/// Scrape until `pred` holds.
+fn scrape_until(
+    addr: &str,
+    what: &str,
+    pred: impl Fn(&HashMap<String, f64>) -> bool,
+) -> HashMap<String, f64> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let m = scrape(addr);
+        if pred(&m) {
+            return m;
+        }
+        assert!(Instant::now() < deadline, "{what}: {m:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn resync_watch_metrics_count_passes_and_the_repair_of_a_stale_row() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = cluster();
+    let v = c.wait_ok();
+    let cn = c.leader_of(&v, "cn");
+    let old = c.leader_of(&v, "wk2");
+    let addr = {
+        let l = std::net::TcpListener::bind(format!("{}:0", c.addr("pg1"))).unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let child = c
+        .citusctl()
+        .args([
+            "resync",
+            "--watch",
+            "--interval",
+            "200ms",
+            "--metrics",
+            &addr,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let connectable = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(Instant::now() < connectable, "nothing listens on {addr}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let drift = |scope: &str, group: u32| {
+        format!("citusctl_resync_drift_rows{{scope=\"{scope}\",group=\"{group}\"}}")
+    };
+    let rows = "citusctl_resync_repairs_total{kind=\"row\"}";
+    let m = scrape_until(&addr, "a first pass", |m| {
+        m["citusctl_resync_passes_total"] >= 1.0
+    });
+    assert_eq!(m[rows], 0.0, "{m:?}");
+    assert_eq!(m["citusctl_resync_errors_total"], 0.0, "{m:?}");
+    assert_eq!(m[&drift("wk2", 2)], 0.0, "{m:?}");
+    assert!(
+        m["citusctl_resync_seconds_since_last_good_pass"] < 10.0,
+        "{m:?}"
+    );
+    assert!(
+        m.keys()
+            .any(|k| k.starts_with("citusctl_build_info{version=")),
+        "{m:?}"
+    );
+    assert_eq!(http_get(&addr, "/").0, "HTTP/1.1 404 Not Found");
+
+    // A stale row the controller cannot repair while another citusctl holds the writer lock:
+    // the drift shows ...
+    let (mut holder, pid) = open_transaction(
+        &c,
+        &cn,
+        "SELECT pg_advisory_xact_lock(1667855477, 1935897708)",
+    );
+    c.harness(&["switchover", "wk2"]);
+    let m = scrape_until(&addr, "wk2's drift", |m| m[&drift("wk2", 2)] == 1.0);
+    assert_eq!(m[rows], 0.0, "{m:?}");
+    assert_eq!(m[&drift("wk1", 1)], 0.0, "{m:?}");
+    // ... and once the lock is free the row is repaired, counted, and the drift gone.
+    c.sql(&cn, &format!("SELECT pg_terminate_backend({pid})"));
+    let _ = holder.wait();
+    let m = scrape_until(&addr, "the repair", |m| {
+        m[rows] >= 1.0 && m[&drift("wk2", 2)] == 0.0
+    });
+    assert_eq!(m[rows], 1.0, "{m:?}");
+    let (_, v) = c.list_json(&[]);
+    assert_ne!(c.leader_of(&v, "wk2"), old);
+    assert_eq!(
+        primary_row(group(&v, "wk2"))["nodename"],
+        c.addr(&c.leader_of(&v, "wk2")),
+        "{v}"
+    );
+    signal(child.id(), "-TERM");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains(&format!("metrics on http://{addr}/metrics")),
+        "{log}"
+    );
+    // Stopped with the controller.
+    assert!(std::net::TcpStream::connect(&addr).is_err());
+    c.wait_ok();
+}
