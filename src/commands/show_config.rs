@@ -164,7 +164,14 @@ impl Render for ConfigReport {
                         d.compared.len(),
                         d.compared.join(", ")
                     ),
-                    _ => format!("No differences between {}.\n", d.compared.join(", ")),
+                    n if n <= 6 => {
+                        format!("No differences between {}.\n", d.compared.join(", "))
+                    }
+                    n => format!(
+                        "No differences between the {n} scopes ({} ... {}).\n",
+                        d.compared[0],
+                        d.compared[n - 1]
+                    ),
                 });
             }
             Some(d) => {
