@@ -60,42 +60,66 @@ fn show_config_diff_names_exactly_the_key_changed_on_one_worker_scope() {
         assert!(r.stdout.contains(head), "{}", r.stdout);
     }
     assert!(r.stdout.contains("loop_wait: 1"), "{}", r.stdout);
-    let (r, v) = diff_until(&c, |v| v["diff"]["keys"] == serde_json::json!([]));
-    assert_eq!(r.code, 0);
+    // Earlier tests may have left differences of their own (after `pause` and `resume`
+    // Patroni keeps `pause: false` in that scope's configuration): they are the baseline.
+    let r = run(c.citusctl().args(["show-config", "--diff", "-f", "json"]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v["diff"]["compared"], serde_json::json!(["wk1", "wk2"]));
+    let keys = |v: &Value| -> Vec<String> {
+        v["diff"]["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["key"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let baseline = keys(&v);
+    let work_mem = "postgresql.parameters.work_mem";
+    assert!(!baseline.iter().any(|k| k == work_mem), "{}", r.stdout);
 
-    let _restore = Restore(&c, "wk2", "postgresql.parameters.work_mem=null");
+    let restore = Restore(&c, "wk2", "postgresql.parameters.work_mem=null");
     edit_config(&c, "wk2", "postgresql.parameters.work_mem=8MB");
-    let (r, v) = diff_until(&c, |v| v["diff"]["keys"] != serde_json::json!([]));
+    let (r, v) = diff_until(&c, |v| keys(v).iter().any(|k| k == work_mem));
     assert_eq!(r.code, 0);
+    // Exactly that key is new, with each scope's value.
+    let mut want = baseline.clone();
+    want.push(work_mem.to_owned());
+    want.sort();
+    assert_eq!(keys(&v), want, "{}", r.stdout);
+    let row = v["diff"]["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["key"] == work_mem)
+        .unwrap();
     assert_eq!(
-        v["diff"]["keys"],
-        serde_json::json!([{
-            "key": "postgresql.parameters.work_mem",
-            "values": [{"scope": "wk1", "value": null}, {"scope": "wk2", "value": "8MB"}],
-        }]),
+        row["values"],
+        serde_json::json!([{"scope": "wk1", "value": null}, {"scope": "wk2", "value": "8MB"}]),
         "{}",
         r.stdout
     );
     let r = run(c.citusctl().args(["show-config", "--diff"]));
-    let row = r
+    let line = r
         .stdout
         .lines()
         .find(|l| l.contains("work_mem"))
         .unwrap_or_else(|| panic!("{}", r.stdout));
-    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
-    assert_eq!(
-        cells,
-        ["", "postgresql.parameters.work_mem", "(absent)", "8MB", ""]
-    );
+    let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+    assert_eq!(cells, ["", work_mem, "(absent)", "8MB", ""]);
     // The coordinator is compared only when named.
     let r = run(c
         .citusctl()
-        .args(["show-config", "--diff", "cn", "wk1", "-f", "tsv"]));
-    assert_eq!(r.stdout, "Key\tcn\twk1\n");
+        .args(["show-config", "--diff", "cn", "wk2", "-f", "tsv"]));
+    assert!(r.stdout.starts_with("Key\tcn\twk2\n"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(&format!("\n{work_mem}\t(absent)\t8MB\n")),
+        "{}",
+        r.stdout
+    );
 
-    drop(_restore);
-    diff_until(&c, |v| v["diff"]["keys"] == serde_json::json!([]));
+    drop(restore);
+    diff_until(&c, |v| keys(v) == baseline);
 }
 
 /// `citusctl ARGS` on a pty (script(1)), TERM=xterm, NO_COLOR as given: all it wrote.
