@@ -837,26 +837,7 @@ mod tests {
     use crate::health::tests::{doc, group, probe};
 
     fn topology(groups: Vec<Group>) -> Topology {
-        use crate::topology::{PatroniSettings, PostgresSettings};
-        Topology {
-            name: "t".into(),
-            databases: vec!["postgres".into()],
-            postgres: PostgresSettings {
-                user: None,
-                password: None,
-                sslmode: None,
-                sslrootcert: None,
-                connect_timeout: None,
-            },
-            patroni: PatroniSettings {
-                username: None,
-                password: None,
-                timeout: std::time::Duration::from_secs(1),
-                cacert: None,
-                insecure: false,
-            },
-            groups,
-        }
+        Topology::for_tests(groups)
     }
 
     fn facts(in_recovery: bool) -> MemberFacts {

@@ -158,3 +158,29 @@ impl Group {
         self.members.iter().find(|m| &m.pg == ep)
     }
 }
+
+#[cfg(test)]
+impl Topology {
+    /// A topology for unit tests: database `postgres`, no credentials, 1 s timeouts.
+    pub fn for_tests(groups: Vec<Group>) -> Topology {
+        Topology {
+            name: "t".into(),
+            databases: vec!["postgres".into()],
+            postgres: PostgresSettings {
+                user: None,
+                password: None,
+                sslmode: None,
+                sslrootcert: None,
+                connect_timeout: Some(std::time::Duration::from_secs(1)),
+            },
+            patroni: PatroniSettings {
+                username: None,
+                password: None,
+                timeout: std::time::Duration::from_secs(1),
+                cacert: None,
+                insecure: false,
+            },
+            groups,
+        }
+    }
+}

@@ -538,31 +538,12 @@ mod tests {
     use super::*;
     use crate::health::group_view;
     use crate::health::tests::{doc, group, probe};
-    use crate::topology::{GroupKind, PatroniSettings, PostgresSettings, Vips};
-    use std::time::Duration;
+    use crate::topology::{GroupKind, Vips};
 
     use crate::citus::test_row as row;
 
     fn topo(groups: Vec<Group>) -> Topology {
-        Topology {
-            name: "t".into(),
-            databases: vec!["postgres".into()],
-            postgres: PostgresSettings {
-                user: None,
-                password: None,
-                sslmode: None,
-                sslrootcert: None,
-                connect_timeout: Some(Duration::from_secs(1)),
-            },
-            patroni: PatroniSettings {
-                username: None,
-                password: None,
-                timeout: Duration::from_secs(1),
-                cacert: None,
-                insecure: false,
-            },
-            groups,
-        }
+        Topology::for_tests(groups)
     }
 
     /// cn led by pg1; wk1 led by `wk1_leader`.
