@@ -1290,10 +1290,12 @@ INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (:tid, :bid, :a
 END;
 ";
 
-/// `pgbench -n -c 4 -j 2 -T secs` through the coordinator leader, started in the background.
+/// `pgbench -n -c 4 -j 2 -T secs` (errors in full) through the coordinator leader, started in the background.
 fn tpcb_start(c: &Cluster, cn: &str, secs: u32) -> std::process::Child {
     let mut cmd = Command::new("/usr/lib/postgresql/15/bin/pgbench");
     cmd.args(["-n", "-c", "4", "-j", "2", "-T", &secs.to_string()])
+        // A failed transaction names its error and kind (deadlock or serialization) in the output.
+        .args(["--failures-detailed", "--verbose-errors"])
         .args(["-h", &c.addr(cn), "-U", "postgres"])
         .env("PGPASSWORD", &c.env["CITUS_PGPASSWORD"])
         .env("PGSSLMODE", "prefer")
