@@ -8,6 +8,8 @@ mod check;
 mod common;
 #[path = "cluster/faults.rs"]
 mod faults;
+#[path = "cluster/rebalance.rs"]
+mod rebalance;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -6,7 +6,8 @@
 //! true)`, followed with a progress bar), then `citus_remove_node` of its secondary rows and its
 //! primary row, in one transaction under citusctl's writer lock. Then checks that the metadata
 //! workers no longer list the group. Refuses (exit 4) when no other worker group can take the
-//! shards, or (`--no-drain`) when the group holds the only copy of a shard. Idempotent and
+//! shards, when a move of the drain would fail or hang (the checks of `rebalance`), or
+//! (`--no-drain`) when the group holds the only copy of a shard. Idempotent and
 //! resumable: a second run (after Ctrl-C or a failure) follows the drain under way, or starts
 //! it again, and removes what is left; an unregistered group is nothing to do.
 
@@ -213,7 +214,15 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
         Ok(exit)
     };
 
-    let (cn, plans) = match observe_and_plan(&ctx, &client, &params, group.group_id).await {
+    let (cn, plans) = match observe_and_plan(
+        &ctx,
+        &client,
+        &params,
+        group.group_id,
+        args.shard_transfer_mode,
+    )
+    .await
+    {
         Ok(x) => x,
         Err((exit, why)) => {
             report.outcome = Outcome::Refused;
@@ -224,6 +233,7 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
     report.coordinator = Some(cn.to_string());
     let mut facts = Vec::new();
     for f in plans {
+        report.refused.extend(f.preflight.iter().cloned());
         match plan_for(&f, &args) {
             Ok(steps) => report.databases.push(DatabasePlan {
                 database: f.database.clone(),
@@ -437,6 +447,8 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
 struct DbFacts {
     facts: RemoveFacts,
     rows_all: Vec<crate::citus::DistNode>,
+    /// Why a drain would fail or hang (checked before it starts).
+    preflight: Vec<String>,
 }
 
 impl std::ops::Deref for DbFacts {
@@ -455,6 +467,7 @@ async fn observe_and_plan(
     client: &crate::patroni::PatroniClient,
     params: &pg::PgParams,
     groupid: i32,
+    mode: TransferMode,
 ) -> Result<(Endpoint, Vec<DbFacts>), (Exit, String)> {
     let o = observe_for_write(&ctx.topo, client, params)
         .await
@@ -462,14 +475,29 @@ async fn observe_and_plan(
     let cn = o.coordinator.1;
     let mut out = Vec::new();
     for (db, rows) in &o.tables {
-        let f = read_facts(params, &cn, db, groupid, rows)
+        let unreachable = |e: pg::PgError| {
+            (
+                Exit::Unreachable,
+                format!("{db} on {cn}: {e}; nothing changed"),
+            )
+        };
+        let mut f = read_facts(params, &cn, db, groupid, rows)
             .await
-            .map_err(|e| {
-                (
-                    Exit::Unreachable,
-                    format!("{db} on {cn}: {e}; nothing changed"),
-                )
-            })?;
+            .map_err(unreachable)?;
+        // A drain to start: check first what would make its moves fail or hang.
+        if f.only_copies > 0 && f.running_job.is_none() {
+            let c = pg::connect(params, &cn, db).await.map_err(unreachable)?;
+            let tables = rebalance::tables_on_group(&c, groupid)
+                .await
+                .map_err(unreachable)?;
+            let p = rebalance::read_preflight(params, &c, &cn, db, &f.rows_all, &tables)
+                .await
+                .map_err(unreachable)?;
+            f.preflight = rebalance::preflight_refusals(&p, mode, ctx.topo.databases.len())
+                .into_iter()
+                .map(|r| format!("{db}: the drain would fail: {r}"))
+                .collect();
+        }
         out.push(f);
     }
     Ok((cn, out))
@@ -525,6 +553,7 @@ async fn read_facts(
             running_job,
         },
         rows_all,
+        preflight: Vec::new(),
     })
 }
 

@@ -32,8 +32,10 @@ pub enum TransferMode {
     #[default]
     Auto,
     /// Logical replication even without a replica identity (UPDATE/DELETE fail during the move).
+    #[value(name = "force_logical")]
     ForceLogical,
     /// COPY with writes blocked while a shard moves (no logical replication needed).
+    #[value(name = "block_writes")]
     BlockWrites,
 }
 
@@ -132,7 +134,8 @@ pub struct NodeSettings {
 /// What the checks before a start look at (one database).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Preflight {
-    /// Tables of the plan that logical replication cannot publish (no replica identity / PK).
+    /// Tables of the plan, and the tables colocated with them (they move together), that logical
+    /// replication cannot publish (no replica identity / PK).
     pub without_identity: Vec<String>,
     /// The coordinator and every active worker primary: `wal_level`, `max_worker_processes`.
     pub nodes: Vec<NodeSettings>,
@@ -349,9 +352,9 @@ pub async fn read_preflight(
     coordinator: &Endpoint,
     db: &str,
     rows: &[DistNode],
-    plan: &[Move],
+    tables: &[String],
 ) -> Result<Preflight, PgError> {
-    let mut tables: Vec<String> = plan.iter().map(|m| m.table.clone()).collect();
+    let mut tables: Vec<String> = tables.to_vec();
     tables.sort();
     tables.dedup();
     let without_identity = if tables.is_empty() {
@@ -360,8 +363,12 @@ pub async fn read_preflight(
         read(
             "replica identities",
             c.query(
-                "SELECT c.oid::regclass::text FROM pg_catalog.pg_class c \
-                  WHERE c.oid IN (SELECT pg_catalog.unnest($1::text[])::regclass) \
+                "WITH planned AS (SELECT pg_catalog.unnest($1::text[])::regclass AS rel) \
+                 SELECT c.oid::regclass::text FROM pg_catalog.pg_class c \
+                  WHERE (c.oid IN (SELECT rel FROM planned) \
+                         OR c.oid IN (SELECT p2.logicalrelid FROM pg_catalog.pg_dist_partition p1 \
+                                        JOIN pg_catalog.pg_dist_partition p2 USING (colocationid) \
+                                       WHERE p1.logicalrelid IN (SELECT rel FROM planned) AND p1.colocationid <> 0)) \
                     AND NOT (c.relreplident = 'f' \
                          OR (c.relreplident = 'i' AND EXISTS (SELECT 1 FROM pg_catalog.pg_index i \
                                                                WHERE i.indrelid = c.oid AND i.indisreplident)) \
@@ -716,6 +723,25 @@ pub async fn placements(c: &tokio_postgres::Client, groupid: i32) -> Result<(i64
     Ok((row.get(0), row.get(1)))
 }
 
+/// The tables with a placement on the group (a drain moves them).
+pub async fn tables_on_group(
+    c: &tokio_postgres::Client,
+    groupid: i32,
+) -> Result<Vec<String>, PgError> {
+    Ok(read(
+        "pg_dist_placement",
+        c.query(
+            "SELECT DISTINCT s.logicalrelid::regclass::text FROM pg_catalog.pg_dist_placement p \
+               JOIN pg_catalog.pg_dist_shard s USING (shardid) WHERE p.groupid = $1 ORDER BY 1",
+            &[&groupid],
+        ),
+    )
+    .await?
+    .iter()
+    .map(|r| r.get(0))
+    .collect())
+}
+
 /// A node change of `remove-worker`, written under the writer lock.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NodeWrite {
@@ -1023,7 +1049,8 @@ pub async fn prepare(
             let refusals = if moves.is_empty() {
                 Vec::new()
             } else {
-                let p = read_preflight(params, &c, &cn, db, rows, &moves)
+                let tables: Vec<String> = moves.iter().map(|m| m.table.clone()).collect();
+                let p = read_preflight(params, &c, &cn, db, rows, &tables)
                     .await
                     .map_err(blocked)?;
                 preflight_refusals(&p, mode, topo.databases.len())

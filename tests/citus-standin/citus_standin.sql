@@ -14,7 +14,8 @@
 --   * type noderole ('primary','secondary','unavailable'); table pg_dist_node with the 13 columns, defaults, NOT NULLs,
 --     pg_dist_node_pkey, UNIQUE pg_dist_node_nodename_nodeport_key (nodename, nodeport), CHECK
 --     primaries_are_only_allowed_in_the_default_cluster; sequences pg_dist_node_nodeid_seq, pg_dist_groupid_seq;
---     pg_dist_local_group (one row: 0), pg_dist_authinfo, pg_dist_shard, pg_dist_placement (reduced to what is used).
+--     pg_dist_local_group (one row: 0), pg_dist_authinfo, pg_dist_shard, pg_dist_placement, pg_dist_partition (reduced
+--     to what is used; each table its own colocation group).
 --   * citus_add_node: lookup by (host, port) only -> existing nodeid, other arguments ignored, no lock (works on a
 --     standby). New node: ExclusiveLock on pg_dist_node (so on a standby: "cannot acquire lock mode ExclusiveLock on
 --     database objects while recovery is in progress"); "group %d already has a primary node" (XX000), then
@@ -140,8 +141,20 @@ CREATE TABLE IF NOT EXISTS pg_catalog.pg_dist_placement (
     CONSTRAINT pg_dist_placement_placementid_index PRIMARY KEY (placementid)
 );
 
+-- one row per distributed table; each table of the stand-in is its own colocation group
+CREATE SEQUENCE IF NOT EXISTS pg_catalog.pg_dist_colocationid_seq MINVALUE 1 MAXVALUE 4294967295;
+CREATE TABLE IF NOT EXISTS pg_catalog.pg_dist_partition (
+    logicalrelid  regclass NOT NULL,
+    partmethod    "char"   NOT NULL,
+    partkey       text,
+    colocationid  integer  NOT NULL DEFAULT 0,
+    repmodel      "char"   NOT NULL DEFAULT 'c',
+    autoconverted boolean  DEFAULT false,
+    CONSTRAINT pg_dist_partition_logical_relid_index UNIQUE (logicalrelid)
+);
+
 GRANT SELECT ON pg_catalog.pg_dist_node, pg_catalog.pg_dist_local_group, pg_catalog.pg_dist_shard,
-    pg_catalog.pg_dist_placement TO PUBLIC;
+    pg_catalog.pg_dist_placement, pg_catalog.pg_dist_partition TO PUBLIC;
 
 -- ---------------------------------------------------------------------------------------------------------------------
 -- helpers (schema citus_standin)
@@ -363,6 +376,8 @@ BEGIN
     IF groups IS NULL THEN
         RAISE EXCEPTION 'no worker nodes are available for placing shards' USING ERRCODE = 'XX000';
     END IF;
+    INSERT INTO pg_dist_partition (logicalrelid, partmethod, colocationid, repmodel)
+    VALUES (rel, 'h', nextval('pg_dist_colocationid_seq'), 's');
     step := (4294967296 / shard_count);
     FOR i IN 0 .. shard_count - 1 LOOP
         sid := nextval('pg_dist_shardid_seq');
