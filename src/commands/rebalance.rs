@@ -33,7 +33,8 @@ pub struct Args {
     #[arg(short = 'y', long)]
     pub yes: bool,
 
-    /// Follow the rebalance to its end (the default), or only a rebalance already under way.
+    /// Start nothing: follow the rebalance under way to its end, or say how the last one ended
+    /// (a rebalance this command starts is followed anyway, unless --no-wait).
     #[arg(long, conflicts_with = "no_wait")]
     pub wait: bool,
 
