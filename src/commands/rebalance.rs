@@ -158,7 +158,7 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
                         s.outcome = RebalanceOutcome::Failed;
                     }
                 }
-                d.progress = rebalance::progress(&c, &Default::default())
+                d.progress = rebalance::progress(&c, &mut Default::default())
                     .await
                     .ok()
                     .flatten();
@@ -206,7 +206,7 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
                     Ok(None) => {
                         crate::ui::say(&format!("{db}: no rebalance under way"));
                         // The last one's end, for the record (a failed one is a "no").
-                        d.progress = rebalance::progress(&c, &Default::default())
+                        d.progress = rebalance::progress(&c, &mut Default::default())
                             .await
                             .ok()
                             .flatten();

@@ -115,7 +115,8 @@ pub struct Progress {
     pub shards_moved: u64,
     pub shards_total: u64,
     pub bytes_moved: u64,
-    /// Known when the moves' sizes are (the plan we started it from).
+    /// Known when every move's size is (from the plan we started it from, or seen while it
+    /// ran; Citus's default strategy plans by shard count and says 0).
     pub bytes_total: Option<u64>,
     /// Task errors Citus reported (a task retries, then fails the job).
     pub errors: Vec<String>,
@@ -472,10 +473,11 @@ struct Details {
     tasks: Vec<serde_json::Value>,
 }
 
-/// Where the latest rebalance job stands. `sizes`: the moves' sizes by shard, when known.
+/// Where the latest rebalance job stands. `sizes`: the moves' sizes by the shard each task
+/// names, as far as known (the sizes of running moves are added).
 pub async fn progress(
     c: &tokio_postgres::Client,
-    sizes: &HashMap<i64, i64>,
+    sizes: &mut HashMap<i64, i64>,
 ) -> Result<Option<Progress>, PgError> {
     let Some(row) = read(
         "citus_rebalance_status()",
@@ -505,11 +507,14 @@ pub async fn progress(
         .map(|m| m.trim().to_owned())
         .filter(|m| !m.is_empty())
         .collect();
-    // Bytes: the sizes of the moves done, and how far the running ones have copied.
+    // Bytes: the sizes of the moves done, and how far the running ones have copied. A move
+    // carries its colocated shards along: get_rebalance_progress() has a row for each, under
+    // the session (the task's pid) that moves them. A move's size is the plan's (Citus's
+    // by_shard_count strategy says 0: unknown) or what its session showed while it ran.
     let tasks = read(
         "pg_dist_background_task",
         c.query(
-            "SELECT status::text, substring(command FROM 'citus_move_shard_placement\\((\\d+),')::bigint \
+            "SELECT status::text, substring(command FROM 'citus_move_shard_placement\\((\\d+),')::bigint, pid \
                FROM pg_catalog.pg_dist_background_task WHERE job_id = $1",
             &[&job_id],
         ),
@@ -518,33 +523,43 @@ pub async fn progress(
     let running = read(
         "get_rebalance_progress()",
         c.query(
-            "SELECT shardid, coalesce(target_shard_size, 0) FROM pg_catalog.get_rebalance_progress()",
+            "SELECT sessionid, sum(coalesce(source_shard_size, 0))::bigint, \
+                    sum(coalesce(target_shard_size, 0))::bigint \
+               FROM pg_catalog.get_rebalance_progress() GROUP BY sessionid",
             &[],
         ),
     )
     .await?;
     let mut bytes_moved: u64 = 0;
-    let mut bytes_total: Option<u64> = (!sizes.is_empty()).then_some(0);
+    let mut total: u64 = 0;
+    let mut all_known = true;
     for t in &tasks {
         let status: String = t.get(0);
         let Some(shard) = t.get::<_, Option<i64>>(1) else {
             continue;
         };
-        let size = sizes.get(&shard).copied().unwrap_or(0).max(0) as u64;
-        if let Some(total) = bytes_total.as_mut() {
-            *total += size;
+        let session = t.get::<_, Option<i32>>(2);
+        let copying = running
+            .iter()
+            .find(|r| Some(r.get::<_, i32>(0)) == session)
+            .map(|r| (r.get::<_, i64>(1).max(0), r.get::<_, i64>(2).max(0)));
+        if status == "running"
+            && let Some((src, _)) = copying
+        {
+            let known = sizes.entry(shard).or_insert(0);
+            *known = (*known).max(src);
         }
+        let size = sizes.get(&shard).copied().unwrap_or(0).max(0) as u64;
+        all_known &= size > 0;
+        total += size;
         if status == "done" {
             bytes_moved += size;
         } else if status == "running" {
-            bytes_moved += running
-                .iter()
-                .find(|r| r.get::<_, i64>(0) == shard)
-                .map(|r| r.get::<_, i64>(1).max(0) as u64)
-                .unwrap_or(0)
-                .min(if size > 0 { size } else { u64::MAX });
+            let copied = copying.map_or(0, |(_, tgt)| tgt as u64);
+            bytes_moved += if size > 0 { copied.min(size) } else { copied };
         }
     }
+    let bytes_total = (all_known && total > 0).then_some(total);
     let shards_total: u64 = counts.values().sum();
     Ok(Some(Progress {
         job_id,
@@ -576,6 +591,7 @@ pub async fn follow(
     sizes: &HashMap<i64, i64>,
     label: &str,
 ) -> Result<Followed, PgError> {
+    let mut sizes = sizes.clone();
     let bar = Bar::new(label);
     let mut last: Option<Progress> = None;
     let mut client: Option<tokio_postgres::Client> = None;
@@ -585,7 +601,7 @@ pub async fn follow(
             if client.is_none() {
                 client = Some(pg::connect(params, coordinator, db).await?);
             }
-            progress(client.as_ref().expect("connected"), sizes).await
+            progress(client.as_ref().expect("connected"), &mut sizes).await
         };
         let got = tokio::select! {
             r = step => r,

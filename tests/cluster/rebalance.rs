@@ -150,11 +150,12 @@ fn add_worker_rebalance_fills_wk3_and_remove_worker_drains_it_while_tpcb_loses_n
     let rep = json(&r);
     assert_eq!(rep["outcome"], "removed", "{rep}");
     assert_eq!(rep["verified"], true, "{rep}");
-    assert_eq!(
-        rep["databases"][0]["drain"]["shards_moved"].as_i64(),
-        Some(on3),
-        "{rep}"
-    );
+    // every move of the drain done; a move takes the shards colocated with it along (Citus),
+    // so there are at most as many moves as placements were on wk3
+    let drain = &rep["databases"][0]["drain"];
+    let moves = drain["shards_moved"].as_i64().unwrap();
+    assert!(moves > 0 && moves <= on3, "{rep}");
+    assert_eq!(drain["shards_total"].as_i64(), Some(moves), "{rep}");
 
     let (done, failed, text) = tpcb_finish(load);
     assert_eq!(failed, 0, "failed transactions:\n{text}");
