@@ -5,8 +5,10 @@
 
 Listens on BASE.G.M:PORT for G = 0 (coordinator, scope cn) and 1..GROUPS (workers wk1..wkGROUPS,
 Citus group G), M = 1..3, and answers `GET /cluster` (and `/cluster/`) with a Patroni 4.1-shaped
-document for the member's group: M=1 the leader (`running`), M=2 and M=3 replicas (`streaming`, lag 0).
-Every other path gets 404. HTTP/1.1 keep-alive is honoured. The documents are built once at start.
+document for the member's group: M=1 the leader (`running`), M=2 and M=3 replicas (`streaming`, lag 0);
+`GET /patroni` with the member's own status (role `primary` or `replica`, Patroni 4.1.5, PostgreSQL
+15.10), and `GET /config` with the group's dynamic configuration (what `citusctl check`, `version` and
+`show-config` ask for). Every other path gets 404. HTTP/1.1 keep-alive is honoured. The documents are built once at start.
 
 Writes a matching citusctl inventory to --inventory (PostgreSQL on port 1, closed: the metadata
 read fails fast, so `citusctl list` exits 1 by design) and, when listening on every address, the
@@ -48,6 +50,26 @@ def cluster_doc(base, g, port):
     return {"members": members, "scope": scope(g)}
 
 
+def patroni_doc(base, g, m, port):
+    return {
+        "state": "running",
+        "role": "primary" if m == 1 else "replica",
+        "server_version": 150010,
+        "timeline": 3,
+        "database_system_identifier": str(7300000000000000000 + g),
+        "patroni": {"version": "4.1.5", "scope": scope(g), "name": member_name(g, m)},
+    }
+
+
+def config_doc():
+    return {
+        "ttl": 30, "loop_wait": 10, "retry_timeout": 10, "maximum_lag_on_failover": 1048576,
+        "postgresql": {"use_pg_rewind": True, "use_slots": True,
+                       "parameters": {"max_connections": 100, "max_prepared_transactions": 20,
+                                      "wal_level": "logical", "shared_preload_libraries": "citus"}},
+    }
+
+
 def response(body):
     head = (
         "HTTP/1.1 200 OK\r\n"
@@ -62,7 +84,7 @@ def response(body):
 NOT_FOUND = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n"
 
 
-def make_handler(ok):
+def make_handler(pages):
     async def handle(reader, writer):
         try:
             while True:
@@ -79,7 +101,8 @@ def make_handler(ok):
                     n = int(lower[i + 15:lower.find(b"\r\n", i)].strip() or 0)
                     if n:
                         await reader.readexactly(n)
-                writer.write(ok if line[:1] == [b"GET"] and path in (b"/cluster", b"/cluster/") else NOT_FOUND)
+                page = pages.get(path.rstrip(b"/")) if line[:1] == [b"GET"] else None
+                writer.write(page or NOT_FOUND)
                 await writer.drain()
                 if b"connection: close" in lower:
                     return
@@ -132,9 +155,14 @@ async def main():
 
     servers = []
     for g in range(0, a.groups + 1):
-        ok = response(json.dumps(cluster_doc(a.base, g, a.port)).encode())
-        handler = make_handler(ok)
+        cluster = response(json.dumps(cluster_doc(a.base, g, a.port)).encode())
+        config = response(json.dumps(config_doc()).encode())
         for m in (1, 2, 3):
+            handler = make_handler({
+                b"/cluster": cluster,
+                b"/config": config,
+                b"/patroni": response(json.dumps(patroni_doc(a.base, g, m, a.port)).encode()),
+            })
             servers.append(await asyncio.start_server(handler, f"{a.base}.{g}.{m}", a.port,
                                                       reuse_address=True, backlog=128))
     if a.ready:

@@ -61,6 +61,9 @@ _citusctl() {
             citusctl,resync)
                 cmd="citusctl__subcmd__resync"
                 ;;
+            citusctl,show-config)
+                cmd="citusctl__subcmd__show__subcmd__config"
+                ;;
             citusctl,switchover)
                 cmd="citusctl__subcmd__switchover"
                 ;;
@@ -112,6 +115,9 @@ _citusctl() {
             citusctl__subcmd__help,resync)
                 cmd="citusctl__subcmd__help__subcmd__resync"
                 ;;
+            citusctl__subcmd__help,show-config)
+                cmd="citusctl__subcmd__help__subcmd__show__subcmd__config"
+                ;;
             citusctl__subcmd__help,switchover)
                 cmd="citusctl__subcmd__help__subcmd__switchover"
                 ;;
@@ -125,7 +131,7 @@ _citusctl() {
 
     case "${cmd}" in
         citusctl)
-            opts="-i -v -h -V --inventory --verbose --help --version list resync add-worker remove-worker rebalance switchover failover restart reload pause resume history check version completions generate-assets help"
+            opts="-i -v -h -V --inventory --verbose --help --version list resync add-worker remove-worker rebalance switchover failover restart reload pause resume history check show-config version completions generate-assets help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -293,7 +299,7 @@ _citusctl() {
             return 0
             ;;
         citusctl__subcmd__help)
-            opts="list resync add-worker remove-worker rebalance switchover failover restart reload pause resume history check version completions generate-assets help"
+            opts="list resync add-worker remove-worker rebalance switchover failover restart reload pause resume history check show-config version completions generate-assets help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -503,6 +509,20 @@ _citusctl() {
             return 0
             ;;
         citusctl__subcmd__help__subcmd__resync)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        citusctl__subcmd__help__subcmd__show__subcmd__config)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -813,12 +833,16 @@ _citusctl() {
             return 0
             ;;
         citusctl__subcmd__resync)
-            opts="-y -f -i -v -h -V --dry-run --check --yes --force --watch --interval --terminate-after --statement-timeout --terminate-sessions --format --inventory --verbose --help --version"
+            opts="-y -f -i -v -h -V --dry-run --check --yes --force --watch --metrics --interval --terminate-after --statement-timeout --terminate-sessions --format --inventory --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --metrics)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --interval)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -831,6 +855,36 @@ _citusctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --format)
+                    COMPREPLY=($(compgen -W "pretty json yaml tsv" -- "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -W "pretty json yaml tsv" -- "${cur}"))
+                    return 0
+                    ;;
+                --inventory)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        citusctl__subcmd__show__subcmd__config)
+            opts="-f -i -v -h -V --diff --format --inventory --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --format)
                     COMPREPLY=($(compgen -W "pretty json yaml tsv" -- "${cur}"))
                     return 0

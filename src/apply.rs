@@ -179,6 +179,11 @@ const METADATA_SYNC_WAIT: Duration = Duration::from_secs(30);
 /// Tries of one database's transaction when it loses a lock race that leaves nothing changed.
 const APPLY_TRIES: u32 = 3;
 
+/// The server ends a writing transaction whose client went quiet for this long past the
+/// statement limit (`idle_in_transaction_session_timeout`): a frozen citusctl never leaves
+/// `pg_dist_node` locked.
+const IDLE_SLACK_MS: u64 = 5_000;
+
 /// Run the plan's steps in one transaction; a deadlock, or Citus 11.3's "lock ... is already
 /// held" (raised by PostgreSQL's lock manager while concurrent writers' fast-path locks on
 /// `pg_dist_node` are transferred; the transaction rolls back, nothing changes), is tried again
@@ -228,6 +233,7 @@ async fn apply_once(
     opts: UpdateOptions,
 ) -> Result<(), PgError> {
     let mut client = pg::connect(params, coordinator, &plan.database).await?;
+    pg::bound_session(&client, "citusctl apply").await?;
     if plan
         .steps
         .iter()
@@ -251,13 +257,11 @@ async fn apply_once(
             message: format!("{coordinator} is in recovery: not the coordinator leader any more"),
         });
     }
-    tx.execute(
-        &format!(
-            "SET LOCAL statement_timeout = {}",
-            opts.statement_timeout_ms
-        ),
-        &[],
-    )
+    tx.batch_execute(&format!(
+        "SET LOCAL statement_timeout = {}; SET LOCAL idle_in_transaction_session_timeout = {}",
+        opts.statement_timeout_ms,
+        opts.statement_timeout_ms + IDLE_SLACK_MS
+    ))
     .await
     .map_err(|e| PgError::from_query(&e))?;
     lock_writers(&tx, opts.when_busy).await?;

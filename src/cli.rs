@@ -50,6 +50,7 @@ pub enum Command {
     Resume(commands::maintenance::Args),
     History(commands::history::Args),
     Check(commands::check::Args),
+    ShowConfig(commands::show_config::Args),
     Version(commands::version::Args),
     Completions(commands::completions::Args),
     #[command(hide = true)]

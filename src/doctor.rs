@@ -136,6 +136,7 @@ pub fn judge(topo: &Topology, g: &Gathered, scopes: &[String]) -> Vec<Finding> {
     }
     out.extend(settings(topo, g));
     out.extend(prepared(g));
+    out.extend(patroni_citus_mode(g));
     out.extend(worker_metadata(g));
     out.extend(node_health(g));
     out.extend(reach(g));
@@ -620,6 +621,36 @@ pub fn prepared(g: &Gathered) -> Vec<Finding> {
     out
 }
 
+/// Patroni's own Citus mode (`citus:` in a member's Patroni configuration) writes
+/// `pg_dist_node` from the coordinator leader too: two writers that undo each other's rows.
+/// Patroni does not say so over its REST API; its handler's connection does, by name.
+pub fn patroni_citus_mode(g: &Gathered) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let mut seen = 0;
+    for m in &g.members {
+        let Ok(f) = &m.sql else { continue };
+        seen += 1;
+        for (db, from) in &f.patroni_citus {
+            out.push(
+                finding("patroni-citus", &m.scope, Some(&m.name), Status::Fail)
+                    .detail(format!(
+                        "Patroni's own Citus mode is on (a 'Patroni citus' session in {db} from {from}): \
+                         Patroni and citusctl would both write pg_dist_node"
+                    ))
+                    .hint("remove the citus: section from this scope's Patroni configuration and restart Patroni, or leave pg_dist_node to Patroni and do not run citusctl's writers"),
+            );
+        }
+    }
+    if out.is_empty() && seen > 0 {
+        out.push(
+            finding("patroni-citus", "", None, Status::Ok).detail(format!(
+                "no member has a Patroni Citus-mode session ({seen} answered)"
+            )),
+        );
+    }
+    out
+}
+
 /// The columns of a row that must agree between the coordinator and a metadata worker.
 fn row_key(n: &DistNode) -> (i32, String, i32, String, i32, bool, bool, bool) {
     (
@@ -1028,6 +1059,26 @@ mod tests {
         assert!(!library_matches("Citus 12.1.5 on x86_64", "11.3-2"));
         assert!(!library_matches("error: no such function", "11.3-2"));
         assert_eq!(short_citus_version("Citus 13.2.0 on x"), "13.2.0");
+    }
+
+    #[test]
+    fn a_patroni_citus_mode_session_is_two_writers() {
+        let view = wk1(&[("a1", "leader", "running"), ("a2", "replica", "streaming")]);
+        let mut f = facts(false);
+        let g = gathered(
+            view.clone(),
+            vec![seen("a1", f.clone()), seen("a2", facts(true))],
+        );
+        let out = patroni_citus_mode(&g);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].status, Status::Ok);
+        f.patroni_citus = vec![("postgres".into(), "10.0.0.5".into())];
+        let g = gathered(view, vec![seen("a1", f), seen("a2", facts(true))]);
+        let out = patroni_citus_mode(&g);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].status, Status::Fail);
+        assert_eq!(out[0].member.as_deref(), Some("a1"));
+        assert!(out[0].detail.contains("from 10.0.0.5"), "{}", out[0].detail);
     }
 
     #[test]

@@ -58,7 +58,20 @@ pub struct MemberFacts {
     pub receiver: Option<String>,
     /// Prepared transactions older than a minute: (gid, database, age in seconds).
     pub old_prepared: Vec<(String, String, f64)>,
+    /// Sessions of Patroni's own Citus mode (`application_name = 'Patroni citus'`, Patroni
+    /// 3.1+'s named connection of its `citus:` handler): (database, client address).
+    pub patroni_citus: Vec<(String, String)>,
 }
+
+/// Citus settings read by name too: where the Citus library is not loaded, a `citus.*` set in
+/// the configuration is a placeholder that `pg_settings` does not list, but the server holds it.
+pub const CITUS_PLACEHOLDERS: &[&str] = &[
+    "citus.node_connection_timeout",
+    "citus.max_shared_pool_size",
+    "citus.max_adaptive_executor_pool_size",
+    "citus.shard_count",
+    "citus.enable_ddl_propagation",
+];
 
 /// The settings compared across members (plus every `citus.*`).
 pub const COMPARED_SETTINGS: &[&str] = &[
@@ -75,20 +88,31 @@ SELECT pg_catalog.pg_is_in_recovery(),
   pg_catalog.current_setting('server_version_num')::int,
   (SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'citus'),
   (SELECT default_version FROM pg_catalog.pg_available_extensions WHERE name = 'citus'),
-  (SELECT coalesce(json_object_agg(name, setting), '{}')::text FROM pg_catalog.pg_settings
-     WHERE name = ANY($1) OR name LIKE 'citus.%'),
+  (SELECT coalesce(json_object_agg(name, setting), '{}')::text FROM (
+     SELECT name, setting FROM pg_catalog.pg_settings WHERE name = ANY($1) OR name LIKE 'citus.%'
+     UNION ALL
+     SELECT n, pg_catalog.current_setting(n, true) FROM pg_catalog.unnest($2::text[]) n
+      WHERE pg_catalog.current_setting(n, true) IS NOT NULL
+        AND n NOT IN (SELECT name FROM pg_catalog.pg_settings)) s),
   (SELECT coalesce(json_agg(json_build_array(coalesce(application_name, ''), coalesce(state, ''))), '[]')::text
      FROM pg_catalog.pg_stat_replication),
   (SELECT status FROM pg_catalog.pg_stat_wal_receiver),
   (SELECT coalesce(json_agg(json_build_array(gid, database,
             extract(epoch FROM now() - prepared)::float8)), '[]')::text
-     FROM pg_catalog.pg_prepared_xacts WHERE prepared < now() - interval '1 minute')";
+     FROM pg_catalog.pg_prepared_xacts WHERE prepared < now() - interval '1 minute'),
+  (SELECT coalesce(json_agg(json_build_array(coalesce(datname, ''), coalesce(host(client_addr), 'local'))), '[]')::text
+     FROM pg_catalog.pg_stat_activity WHERE application_name = 'Patroni citus')";
 
 pub async fn facts(params: &PgParams, ep: &Endpoint, dbname: &str) -> Result<MemberFacts, PgError> {
     let what = format!("PostgreSQL at {ep}");
     let c = pg::connect(params, ep, dbname).await?;
     let names: Vec<String> = COMPARED_SETTINGS.iter().map(|s| (*s).to_owned()).collect();
-    let row = pg::within(pg::READ_LIMIT, &what, c.query_one(FACTS_SQL, &[&names])).await?;
+    let row = pg::within(
+        pg::READ_LIMIT,
+        &what,
+        c.query_one(FACTS_SQL, &[&names, &CITUS_PLACEHOLDERS]),
+    )
+    .await?;
     let json = |i: usize| -> serde_json::Value {
         serde_json::from_str(row.get::<_, &str>(i)).unwrap_or_default()
     };
@@ -151,5 +175,6 @@ pub async fn facts(params: &PgParams, ep: &Endpoint, dbname: &str) -> Result<Mem
                 (s(p, 0), s(p, 1), age.unwrap_or_default())
             })
             .collect(),
+        patroni_citus: pairs(json(9)).iter().map(|p| (s(p, 0), s(p, 1))).collect(),
     })
 }

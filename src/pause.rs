@@ -385,21 +385,7 @@ async fn open_session(
         ),
     )
     .await?;
-    within(
-        Duration::from_secs(10),
-        "setting the pause session up",
-        c.batch_execute(&format!(
-            "SET application_name = 'citusctl pause {}'; \
-             SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2; \
-             SET tcp_keepalives_count = 3; SET tcp_user_timeout = 10000",
-            // Only the scope's letters and digits: it names the session for people.
-            scope
-                .chars()
-                .filter(|ch| ch.is_ascii_alphanumeric() || *ch == '_' || *ch == '-')
-                .collect::<String>()
-        )),
-    )
-    .await?;
+    pg::bound_session(&c, &format!("citusctl pause {scope}")).await?;
     Ok((c, row.get(0), method, row.get(1)))
 }
 

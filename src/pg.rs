@@ -115,6 +115,35 @@ pub async fn bounded<T>(
     }
 }
 
+/// The server's side of a writing session's bounds: TCP keepalives and `tcp_user_timeout` set
+/// by the session itself (user-settable; the values are our own, not the server's hours-long
+/// defaults), so that the server drops the session, and whatever it holds, within seconds of a
+/// client that died or lost its network. Statement, lock and idle-in-transaction limits are the
+/// caller's (`SET LOCAL`, per transaction).
+pub const SERVER_KEEPALIVES: &str = "SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2; \
+     SET tcp_keepalives_count = 3; SET tcp_user_timeout = 10000";
+
+/// Name a writing session for people (`pg_stat_activity.application_name`) and set its
+/// server-side keepalives ([`SERVER_KEEPALIVES`]), within the read limit.
+pub async fn bound_session(
+    c: &tokio_postgres::Client,
+    application_name: &str,
+) -> Result<(), PgError> {
+    // Only letters, digits, spaces, '-' and '_': it is spliced into SQL.
+    let name: String = application_name
+        .chars()
+        .filter(|ch| ch.is_ascii_alphanumeric() || matches!(*ch, '_' | '-' | ' '))
+        .collect();
+    within(
+        READ_LIMIT,
+        "setting the session up",
+        c.batch_execute(&format!(
+            "SET application_name = '{name}'; {SERVER_KEEPALIVES}"
+        )),
+    )
+    .await
+}
+
 /// When neither the inventory nor PGCONNECT_TIMEOUT says.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 

@@ -334,3 +334,48 @@ fn the_controller_speaks_systemds_notify_protocol() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
 }
+
+#[test]
+fn show_config_takes_the_first_member_that_answers_and_exits_3_when_none_does() {
+    let dir = tempdir("show-config");
+    let hung = hung_server();
+    let good = canned_server(
+        "200 OK",
+        r#"{"ttl": 30, "postgresql": {"parameters": {"max_connections": "100"}}}"#,
+    );
+    let inv = write_inventory(&dir, &[&hung, &good]);
+    let started = std::time::Instant::now();
+    let r = run(citusctl()
+        .arg("-i")
+        .arg(&inv)
+        .args(["show-config", "-f", "json"]));
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    // The hung member is not waited for once the other one answered.
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let s = &v["scopes"][0];
+    assert_eq!(s["member"], "m1");
+    assert_eq!(s["config"]["ttl"], 30);
+    assert!(s["error"].is_null());
+    let r = run(citusctl()
+        .arg("-i")
+        .arg(&inv)
+        .args(["show-config", "-f", "tsv"]));
+    assert_eq!(
+        r.stdout,
+        "Scope\tKey\tValue\ncn\tpostgresql.parameters.max_connections\t100\ncn\tttl\t30\n"
+    );
+
+    let garbage = canned_server("200 OK", "[1, 2]");
+    let inv = write_inventory(&dir, &[&hung, &garbage]);
+    let r = run(citusctl()
+        .arg("-i")
+        .arg(&inv)
+        .args(["show-config", "--diff"]));
+    assert_eq!(r.code, 3, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("error: cn: m0: no answer within 400ms; m1: not a Patroni answer: /config: not a JSON object"),
+        "{}",
+        r.stdout
+    );
+}

@@ -6,6 +6,8 @@
 #[path = "cluster/check.rs"]
 mod check;
 mod common;
+#[path = "cluster/day2.rs"]
+mod day2;
 #[path = "cluster/faults.rs"]
 mod faults;
 #[path = "cluster/rebalance.rs"]

@@ -200,7 +200,8 @@ async fn then_rebalance(
         }
         Ok((cn, mut s)) => {
             if s.outcome == RebalanceOutcome::Planned {
-                rebalance::execute(pg, &cn, &mut s, args.shard_transfer_mode, true).await;
+                let bar = crate::ui::wants_spinner(args.format == Format::Pretty);
+                rebalance::execute(pg, &cn, &mut s, args.shard_transfer_mode, true, bar).await;
             }
             let e = s.exit();
             report.rebalance = Some(s);

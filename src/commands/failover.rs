@@ -65,6 +65,10 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
         return Ok(Exit::No);
     }
     let started = Instant::now();
+    let spinner = crate::ui::Spinner::start(
+        crate::ui::wants_spinner(args.format == crate::output::Format::Pretty),
+        &format!("failing {} over to {}", group.scope, cand.name),
+    );
     let mut report = SwitchoverReport {
         format_version: crate::status::FORMAT_VERSION,
         scope: group.scope.clone(),
@@ -112,10 +116,12 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
         }
     };
     if let Some(exit) = exit {
+        drop(spinner);
         report.total_ms = started.elapsed().as_millis() as u64;
         output::print(&output::render(&report, args.format))?;
         return Ok(exit);
     }
+    spinner.set_message(&format!("waiting for {} to be writable", cand.name));
     if tokio::time::timeout(
         args.timeout,
         wait_writable(
@@ -128,6 +134,7 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
     .await
     .is_err()
     {
+        drop(spinner);
         report.result.outcome = Outcome::Failed;
         report.result.error = Some(format!(
             "{} is not writable after {}",
@@ -140,6 +147,7 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
     }
     report.result.writable_after_ms = Some(started.elapsed().as_millis() as u64);
     // Repair the group's rows as soon as Patroni shows the new leader.
+    spinner.set_message(&format!("repairing pg_dist_node for {}", group.scope));
     let deadline = Instant::now() + Duration::from_secs(30);
     let opts = UpdateOptions {
         force: true,
@@ -172,7 +180,7 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
                     crate::ops::recover::prepared_transactions(&pg, &cn_ep, &ctx.topo.databases)
                         .await;
                 if let Some(msg) = crate::ops::recover::describe(&rec) {
-                    crate::ui::say(&msg);
+                    spinner.say(&msg);
                 }
                 break;
             }
@@ -184,6 +192,7 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    drop(spinner);
     report.result.new_leader = Some(cand.name.clone());
     report.result.outcome = Outcome::Switched;
     report.total_ms = started.elapsed().as_millis() as u64;

@@ -41,7 +41,16 @@ pub async fn run(ctx: Context, args: Args, pause: bool) -> anyhow::Result<Exit> 
         return Ok(Exit::No);
     }
     let mut report = ActionReport::new(verb);
+    let spinner = crate::ui::wants_spinner(args.format == Format::Pretty);
     for g in groups {
+        let _spinner = crate::ui::Spinner::start(
+            spinner,
+            &format!(
+                "{} {}: waiting until every member shows it",
+                if pause { "pausing" } else { "resuming" },
+                g.scope
+            ),
+        );
         let (member, r) = set_pause(&client, g, pause, !args.no_wait).await;
         report.push(&g.scope, &member, r);
     }

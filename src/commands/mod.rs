@@ -16,6 +16,7 @@ pub mod remove_worker;
 pub mod restart;
 pub mod resync;
 mod resync_watch;
+pub mod show_config;
 pub mod switchover;
 mod switchover_report;
 pub mod version;
@@ -40,6 +41,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Resume(args) => maintenance::run(ctx()?, args, false).await,
         Command::History(args) => history::run(ctx()?, args).await,
         Command::Check(args) => check::run(ctx()?, args).await,
+        Command::ShowConfig(args) => show_config::run(ctx()?, args).await,
         // Without any inventory to find, citusctl's own version is still an answer.
         Command::Version(args) => match crate::inventory::locate(cli.inventory.as_deref()) {
             Ok(_) => version::run(Some(ctx()?), args).await,

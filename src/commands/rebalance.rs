@@ -174,6 +174,7 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
                             j,
                             &Default::default(),
                             &format!("{db}: rebalance"),
+                            crate::ui::wants_spinner(args.format == Format::Pretty),
                         )
                         .await
                         {
@@ -263,6 +264,7 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
         &mut s,
         args.shard_transfer_mode,
         !args.no_wait,
+        crate::ui::wants_spinner(args.format == Format::Pretty),
     )
     .await;
     if s.outcome == RebalanceOutcome::Started {

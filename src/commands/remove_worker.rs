@@ -314,7 +314,8 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
                 return finish(&report, Exit::for_write_error(&e));
             }
             if needs_move {
-                match drain(&params, &cn, &db, &steps, args.shard_transfer_mode).await {
+                let bar = crate::ui::wants_spinner(args.format == Format::Pretty);
+                match drain(&params, &cn, &db, &steps, args.shard_transfer_mode, bar).await {
                     Ok(Followed::Ended(p)) => {
                         let ok = p.state == JobState::Finished;
                         report.databases[i].drain = Some(p.clone());
@@ -586,6 +587,7 @@ async fn drain(
     db: &str,
     steps: &[RemoveStep],
     mode: TransferMode,
+    bar: bool,
 ) -> Result<Followed, pg::PgError> {
     let c = pg::connect(params, cn, db).await?;
     let (job, sizes) = match steps.iter().find_map(|s| match s {
@@ -611,5 +613,5 @@ async fn drain(
             errors: Vec::new(),
         }));
     };
-    rebalance::follow(params, cn, db, job, &sizes, &format!("{db}: drain")).await
+    rebalance::follow(params, cn, db, job, &sizes, &format!("{db}: drain"), bar).await
 }

@@ -73,6 +73,7 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
     } else {
         serde_json::json!({})
     };
+    let spinner_on = crate::ui::wants_spinner(args.format == Format::Pretty);
     for g in groups {
         let probe = probe_groups(&client, &[g]).await;
         let view = group_view(g, &probe[0]);
@@ -103,6 +104,10 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
                 );
                 continue;
             }
+            let spinner = crate::ui::Spinner::start(
+                spinner_on,
+                &format!("restarting {} ({})", m.name, g.scope),
+            );
             let is_leader = Some(&m.name) == leader.as_ref();
             let mut held: Option<GroupPause> = None;
             if is_leader && g.kind == GroupKind::Worker && !args.no_pause {
@@ -120,13 +125,13 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
                     hold: args.pause_timeout,
                     terminate_after: args.terminate_after,
                 };
-                let said = |s: &str| crate::ui::say(s);
+                let said = |s: &str| spinner.say(s);
                 let got = match targets {
                     Ok((_, t)) if t.is_empty() => Ok(None),
                     Ok((cn_ep, t)) => GroupPause::acquire(&pg, &cn_ep, &g.scope, &t, &opts, &said)
                         .await
                         .map(|p| {
-                            crate::ui::say(&format!(
+                            spinner.say(&format!(
                                 "paused {} ({}; {} tries in {} ms)",
                                 g.scope,
                                 p.method.describe(t[0].nodeid),
@@ -134,9 +139,7 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
                                 p.acquired_after.as_millis()
                             ));
                             for s in &p.terminated {
-                                crate::ui::say(&format!(
-                                    "terminated by Citus to get the pause: {s}"
-                                ));
+                                spinner.say(&format!("terminated by Citus to get the pause: {s}"));
                             }
                             Some(p)
                         })
@@ -160,6 +163,10 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
                 .as_ref()
                 .map(|p| p.remaining())
                 .unwrap_or(Duration::from_secs(120));
+            spinner.set_message(&format!(
+                "restarting {} ({}): waiting for Patroni",
+                m.name, g.scope
+            ));
             let r = client
                 .send(reqwest::Method::POST, &m.api, "restart", Some(&body), limit)
                 .await
@@ -177,7 +184,7 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
                 .await;
                 let mut pr = PauseReport::held(&p);
                 pr.held_ms = Some(p.held_for().as_millis() as u64);
-                crate::ui::say(&format!(
+                spinner.say(&format!(
                     "resumed {} after {} ms{}",
                     g.scope,
                     p.held_for().as_millis(),

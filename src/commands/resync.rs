@@ -50,6 +50,12 @@ pub struct Args {
     #[arg(long)]
     pub watch: bool,
 
+    /// Serve the controller's Prometheus metrics on this address (with --watch), e.g.
+    /// 127.0.0.1:9187: GET /metrics (passes, repairs, errors, seconds since the last good
+    /// pass, drift per group).
+    #[arg(long, value_name = "ADDR", requires = "watch")]
+    pub metrics: Option<std::net::SocketAddr>,
+
     /// How often the controller looks (with --watch).
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     pub interval: Duration,
@@ -102,6 +108,7 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
             &args.scopes,
             args.interval,
             opts,
+            args.metrics,
         )
         .await;
     }

@@ -1,12 +1,16 @@
 //! `citusctl resync --watch`: the controller. Looks every --interval, at a fixed rate (every
 //! 200 ms while a group has no writable leader, or its leader is stopping or not answering),
 //! repairs pg_dist_node when it drifts, logs every change on stderr, never exits on a transient
-//! error (backs off up to 10 s), and stops cleanly on SIGTERM/Ctrl-C.
+//! error (backs off up to 10 s), and stops cleanly on SIGTERM/Ctrl-C. With --metrics it serves
+//! what it counts to Prometheus (`crate::metrics`).
 
 use std::time::Duration;
 
+use anyhow::Context as _;
+
 use crate::apply::{UpdateOptions, apply_database, apply_setting};
 use crate::exit::Exit;
+use crate::metrics::{Counters, GroupDrift, Shared};
 use crate::patroni::PatroniClient;
 use crate::pg::PgParams;
 use crate::topology::Topology;
@@ -34,7 +38,29 @@ pub async fn run(
     scopes: &[String],
     interval: Duration,
     opts: UpdateOptions,
+    metrics: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<Exit> {
+    let counters: Shared = std::sync::Arc::new(std::sync::Mutex::new(Counters::new(
+        topo.groups
+            .iter()
+            .filter(|g| scopes.is_empty() || scopes.contains(&g.scope))
+            .map(|g| GroupDrift {
+                scope: g.scope.clone(),
+                group: g.group_id,
+                drift: 0,
+                refused: false,
+            })
+            .collect(),
+    )));
+    // Bound before the controller starts: a taken port is an error now, not a silent gap.
+    let listener = match metrics {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot serve metrics on {addr}"))?,
+        ),
+        None => None,
+    };
     log(&format!(
         "resync controller for {} started (interval {}, groups: {})",
         topo.name,
@@ -45,6 +71,12 @@ pub async fn run(
             scopes.join(", ")
         }
     ));
+    let _server = listener.map(|l| {
+        if let Ok(a) = l.local_addr() {
+            log(&format!("metrics on http://{a}/metrics"));
+        }
+        AbortOnDrop(tokio::spawn(crate::metrics::serve(l, counters.clone())))
+    });
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let systemd = crate::systemd::Notifier::from_env();
     let notify = |msg: &str| {
@@ -63,7 +95,7 @@ pub async fn run(
         // if any, rolls back on the server) and the next one starts after a backoff.
         // A signal during a pass stops at once too (a dropped pass's transaction rolls back).
         let pass = tokio::select! {
-            r = tokio::time::timeout(PASS_LIMIT, tick(topo, client, pg, scopes, opts)) => match r {
+            r = tokio::time::timeout(PASS_LIMIT, tick(topo, client, pg, scopes, opts, &counters)) => match r {
                 Ok(r) => r,
                 Err(_) => Err(format!(
                     "a pass took longer than {}: abandoned",
@@ -74,6 +106,14 @@ pub async fn run(
             _ = tokio::signal::ctrl_c() => { notify("STOPPING=1"); log("interrupted: stopping (during a pass: its transaction, if any, rolls back)"); return Ok(Exit::Interrupted); }
         };
         notify("WATCHDOG=1");
+        {
+            let mut c = counters.lock().unwrap_or_else(|e| e.into_inner());
+            c.passes += 1;
+            match &pass {
+                Ok(_) => c.last_good = Some(std::time::Instant::now()),
+                Err(_) => c.errors += 1,
+            }
+        }
         let wait = match pass {
             Ok(Tick::Settled) => {
                 if !last_message.is_empty() {
@@ -134,10 +174,24 @@ async fn tick(
     pg: &PgParams,
     scopes: &[String],
     opts: UpdateOptions,
+    counters: &Shared,
 ) -> Result<Tick, String> {
+    let count =
+        |f: &dyn Fn(&mut Counters)| f(&mut counters.lock().unwrap_or_else(|e| e.into_inner()));
     let (views, tables, coordinator) = crate::ops::observe::observe_parts(topo, client, pg).await?;
     let mut plan = crate::ops::plan::plan_checked(topo, &views, &tables, pg, scopes).await;
     crate::ops::plan::plan_settings(topo, &views, &tables, pg, scopes, &mut plan).await;
+    count(&|c| {
+        for g in &mut c.groups {
+            g.drift = plan
+                .databases
+                .iter()
+                .flat_map(|db| &db.changes)
+                .filter(|ch| ch.scope == g.scope)
+                .count() as u64;
+            g.refused = plan.refused.iter().any(|r| r.scope == g.scope);
+        }
+    });
     for db in &plan.databases {
         if db.steps.is_empty() {
             continue;
@@ -155,6 +209,7 @@ async fn tick(
             }
             Err(e) => return Err(format!("{}: {e} (rolled back)", db.database)),
         }
+        count(&|c| c.rows_repaired += db.changes.len() as u64);
         // A repaired row follows a leader change that had no pause: recover the 2PC
         // transactions it may have left prepared, instead of waiting for Citus's daemon.
         if !db.changes.is_empty() {
@@ -188,6 +243,7 @@ async fn tick(
         apply_setting(pg, s, &topo.databases[0], false)
             .await
             .map_err(|e| format!("{}: citus.use_secondary_nodes not set: {e}", s.member))?;
+        count(&|c| c.settings_repaired += 1);
         log(&format!(
             "{}: citus.use_secondary_nodes {} -> {} ({}; new sessions only)",
             s.member, s.now, s.wanted, s.reason
@@ -212,4 +268,13 @@ fn log(msg: &str) {
         "{} {msg}",
         humantime::format_rfc3339_millis(std::time::SystemTime::now())
     );
+}
+
+/// The metrics responder ends with the controller, whichever way it ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

@@ -180,35 +180,41 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
         }
     };
 
-    let progress = Progress::new();
-    let say = |m: &str| progress.say(m);
     let old_leader = plan.observed.leader.name.clone();
+    let progress = Progress::new(
+        crate::ui::wants_spinner(args.format == Format::Pretty),
+        &format!("switching {} over from {old_leader}", group.scope),
+    );
+    let say = |m: &str| progress.say(m);
     // The first Ctrl-C asks the switchover to stop as safely as it can (see
     // SwitchoverOptions::interrupt); a second one leaves at once.
-    let execute = op::execute(&ctx.topo, &client, &pg, plan, &opts, &say);
-    tokio::pin!(execute);
-    let mut interrupts = 0;
-    report.result = loop {
-        tokio::select! {
-            r = &mut execute => break r,
-            _ = tokio::signal::ctrl_c() => {
-                interrupts += 1;
-                if interrupts == 1 {
-                    if let Some(n) = &opts.interrupt { n.notify_one(); }
-                    continue;
+    report.result = {
+        let execute = op::execute(&ctx.topo, &client, &pg, plan, &opts, &say);
+        tokio::pin!(execute);
+        let mut interrupts = 0;
+        loop {
+            tokio::select! {
+                r = &mut execute => break r,
+                _ = tokio::signal::ctrl_c() => {
+                    interrupts += 1;
+                    if interrupts == 1 {
+                        if let Some(n) = &opts.interrupt { n.notify_one(); }
+                        continue;
+                    }
+                    // Dropping the switchover dropped the pause: its sessions close and the server
+                    // rolls back (the rename with it). Give their tasks a moment to say goodbye.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    break Switchover {
+                        old_leader,
+                        outcome: Outcome::Interrupted,
+                        error: Some("interrupted twice: citusctl left at once; no pause is held; if Patroni had been asked it finishes the switchover by itself: `citusctl list` shows the state, `citusctl resync` repairs the rows".into()),
+                        ..Default::default()
+                    };
                 }
-                // Dropping the switchover dropped the pause: its sessions close and the server
-                // rolls back (the rename with it). Give their tasks a moment to say goodbye.
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                break Switchover {
-                    old_leader,
-                    outcome: Outcome::Interrupted,
-                    error: Some("interrupted twice: citusctl left at once; no pause is held; if Patroni had been asked it finishes the switchover by itself: `citusctl list` shows the state, `citusctl resync` repairs the rows".into()),
-                    ..Default::default()
-                };
             }
         }
     };
+    drop(progress);
     finish(report, args.format)
 }
 
@@ -295,14 +301,17 @@ fn say_plan(
     crate::ui::say(&lines.join("\n"));
 }
 
-/// Progress lines on stderr with the time since the start.
-struct Progress(Instant);
+/// Progress lines on stderr with the time since the start; on a terminal under a spinner
+/// that shows the latest step and the time it has been waited for.
+struct Progress(Instant, crate::ui::Spinner);
 
 impl Progress {
-    fn new() -> Self {
-        Progress(Instant::now())
+    fn new(spinner: bool, msg: &str) -> Self {
+        Progress(Instant::now(), crate::ui::Spinner::start(spinner, msg))
     }
     fn say(&self, msg: &str) {
-        crate::ui::say(&format!("[{:>6.2}s] {msg}", self.0.elapsed().as_secs_f64()));
+        self.1
+            .say(&format!("[{:>6.2}s] {msg}", self.0.elapsed().as_secs_f64()));
+        self.1.set_message(msg);
     }
 }

@@ -16,6 +16,9 @@ use crate::topology::{Endpoint, GroupKind, Topology};
 /// How long Citus may try to reach a node on our behalf (its default is 30 s).
 const CITUS_CONNECT_MS: u32 = 3000;
 
+/// Members whose reachability one coordinator session checks (one after the other).
+const REACH_PER_SESSION: usize = 8;
+
 /// Every inventory member's own SQL answers, at once.
 pub async fn member_facts(topo: &Topology, pg: &PgParams) -> Vec<MemberSeen> {
     let db = &topo.databases[0];
@@ -176,7 +179,8 @@ async fn citus_session(
         pg::READ_LIMIT,
         &format!("PostgreSQL at {ep}"),
         c.batch_execute(&format!(
-            "SET citus.node_connection_timeout = {CITUS_CONNECT_MS}"
+            "SET citus.node_connection_timeout = {CITUS_CONNECT_MS}; SET statement_timeout = {}",
+            pg::READ_LIMIT.as_millis()
         )),
     )
     .await?;
@@ -226,29 +230,55 @@ async fn reach(
 ) -> Vec<(String, String, CitusAnswer<bool>)> {
     let Some(cn) = cn else { return vec![] };
     let db = &topo.databases[0];
-    let limit = pg.connect_timeout + pg::READ_LIMIT;
-    let all = topo.groups.iter().flat_map(|g| {
-        g.members.iter().map(move |m| async move {
-            let what = format!("PostgreSQL at {cn}");
-            let run = async {
-                let c = citus_session(pg, cn, db).await?;
-                let port = i32::from(m.pg.port);
-                pg::within(
+    let members: Vec<(&str, &str, &Endpoint)> = topo
+        .groups
+        .iter()
+        .flat_map(|g| {
+            g.members
+                .iter()
+                .map(move |m| (g.scope.as_str(), m.name.as_str(), &m.pg))
+        })
+        .collect();
+    // A few members per session, the sessions at once: a handful of connections to the
+    // coordinator rather than one per member, and a bounded wait when nodes do not answer
+    // (Citus tries each for at most CITUS_CONNECT_MS).
+    let chunks = members.chunks(REACH_PER_SESSION).map(|chunk| async move {
+        let what = format!("PostgreSQL at {cn}");
+        let limit = pg.connect_timeout
+            + pg::READ_LIMIT
+            + std::time::Duration::from_millis(u64::from(CITUS_CONNECT_MS) * chunk.len() as u64);
+        let hosts: Vec<String> = chunk.iter().map(|(_, _, ep)| ep.host.clone()).collect();
+        let ports: Vec<i32> = chunk.iter().map(|(_, _, ep)| i32::from(ep.port)).collect();
+        let run = async {
+            let c = citus_session(pg, cn, db).await?;
+            // Each node in its own statement, so that statement_timeout bounds one node.
+            let mut got = Vec::with_capacity(chunk.len());
+            for (h, p) in hosts.iter().zip(&ports) {
+                let r = pg::within(
                     limit,
                     &what,
                     c.query_one(
                         "SELECT pg_catalog.citus_check_connection_to_node($1, $2)",
-                        &[&m.pg.host, &port],
+                        &[h, p],
                     ),
                 )
-                .await
-            };
-            let answer = match pg::bounded(limit + pg.connect_timeout, &what, run).await {
-                Ok(r) => CitusAnswer::Got(r.get::<_, bool>(0)),
-                Err(e) => absent_or_failed(e, "citus_check_connection_to_node"),
-            };
-            (g.scope.clone(), m.name.clone(), answer)
-        })
+                .await?;
+                got.push(r.get::<_, bool>(0));
+            }
+            Ok::<_, PgError>(got)
+        };
+        let answers: Vec<CitusAnswer<bool>> = match pg::bounded(limit, &what, run).await {
+            Ok(got) => got.into_iter().map(CitusAnswer::Got).collect(),
+            Err(e) => {
+                let a = absent_or_failed::<bool>(e, "citus_check_connection_to_node");
+                chunk.iter().map(|_| a.clone()).collect()
+            }
+        };
+        chunk
+            .iter()
+            .zip(answers)
+            .map(|((scope, name, _), a)| ((*scope).to_owned(), (*name).to_owned(), a))
+            .collect::<Vec<_>>()
     });
-    join_all(all).await
+    join_all(chunks).await.into_iter().flatten().collect()
 }

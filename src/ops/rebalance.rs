@@ -581,8 +581,9 @@ pub enum Followed {
     Interrupted(Option<Progress>),
 }
 
-/// Follow job `job_id` to its end, with a progress bar on a terminal (plain lines otherwise).
-/// Ctrl-C stops following, not the job. A lost coordinator is tried again for 30 s.
+/// Follow job `job_id` to its end, with a progress bar when `bar` (`ui::wants_spinner`: a
+/// terminal, a format for people), plain lines otherwise. Ctrl-C stops following, not the job.
+/// A lost coordinator is tried again for 30 s.
 pub async fn follow(
     params: &PgParams,
     coordinator: &Endpoint,
@@ -590,9 +591,10 @@ pub async fn follow(
     job_id: i64,
     sizes: &HashMap<i64, i64>,
     label: &str,
+    bar: bool,
 ) -> Result<Followed, PgError> {
     let mut sizes = sizes.clone();
-    let bar = Bar::new(label);
+    let bar = Bar::new(label, bar);
     let mut last: Option<Progress> = None;
     let mut client: Option<tokio_postgres::Client> = None;
     let mut failing_since: Option<tokio::time::Instant> = None;
@@ -658,10 +660,12 @@ struct Bar {
 }
 
 impl Bar {
-    fn new(label: &str) -> Bar {
-        use std::io::IsTerminal;
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let b = indicatif::ProgressBar::new(0);
+    fn new(label: &str, enabled: bool) -> Bar {
+        let bar = enabled.then(|| {
+            let b = indicatif::ProgressBar::with_draw_target(
+                Some(0),
+                indicatif::ProgressDrawTarget::stderr(),
+            );
             b.set_style(
                 indicatif::ProgressStyle::with_template(
                     "{spinner} {prefix} [{bar:30}] {pos}/{len} shards {msg} ({elapsed})",
@@ -1104,6 +1108,7 @@ pub async fn execute(
     s: &mut RebalanceSummary,
     mode: TransferMode,
     wait: bool,
+    bar: bool,
 ) {
     let mut outcome = RebalanceOutcome::Finished;
     for d in &mut s.databases {
@@ -1137,7 +1142,7 @@ pub async fn execute(
         }
         let sizes: HashMap<i64, i64> = d.moves.iter().map(|m| (m.shardid, m.shard_size)).collect();
         let label = format!("{}: rebalance", d.database);
-        match follow(params, coordinator, &d.database, job, &sizes, &label).await {
+        match follow(params, coordinator, &d.database, job, &sizes, &label, bar).await {
             Ok(Followed::Ended(p)) => {
                 if p.state != JobState::Finished {
                     outcome = RebalanceOutcome::Failed;

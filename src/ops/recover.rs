@@ -36,6 +36,13 @@ pub async fn prepared_transactions(
             "recover_prepared_transactions()",
             async {
                 let c = pg::connect(pg, coordinator, db).await?;
+                pg::bound_session(&c, "citusctl recover").await?;
+                pg::within(
+                    LIMIT,
+                    "recover_prepared_transactions()",
+                    c.batch_execute(&format!("SET statement_timeout = {}", LIMIT.as_millis())),
+                )
+                .await?;
                 let has: bool = pg::within(
                     LIMIT,
                     "recover_prepared_transactions()",

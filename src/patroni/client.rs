@@ -127,6 +127,18 @@ impl PatroniClient {
         serde_json::from_slice(&body).map_err(|e| ApiError::BadResponse(format!("/patroni: {e}")))
     }
 
+    /// `GET /config`: the scope's dynamic configuration as Patroni keeps it in the DCS (any
+    /// member answers for the whole scope). Always a JSON object.
+    pub async fn config(&self, api: &Url) -> Result<serde_json::Value, ApiError> {
+        let body = self.get(api, "config").await?;
+        let v: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::BadResponse(format!("/config: {e}")))?;
+        if !v.is_object() {
+            return Err(ApiError::BadResponse("/config: not a JSON object".into()));
+        }
+        Ok(v)
+    }
+
     /// `GET /history`: `[timeline, lsn, reason, timestamp, new_leader?]` rows.
     pub async fn history(&self, api: &Url) -> Result<Vec<serde_json::Value>, ApiError> {
         let body = self.get(api, "history").await?;

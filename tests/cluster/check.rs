@@ -55,11 +55,20 @@ fn check_until(
     }
 }
 
+/// `wait_ok`, and then until `check` itself finds nothing failing: a replica that a previous
+/// test restarted may answer `running` a moment before its leader lists it as streaming.
+fn wait_check_ok(c: &Cluster) -> Value {
+    let v = c.wait_ok();
+    let inv = c.dir.join("inventory.yml");
+    check_until(c, &inv, |v| v["ok"] == true);
+    v
+}
+
 #[test]
 fn check_passes_on_a_healthy_cluster_and_version_names_every_member() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let c = cluster();
-    c.wait_ok();
+    wait_check_ok(&c);
     let inv = c.dir.join("inventory.yml");
     let (r, v) = check_json(&c, &inv, &[]);
     assert_eq!(r.code, 0, "{}", r.stdout);
@@ -108,7 +117,7 @@ fn check_passes_on_a_healthy_cluster_and_version_names_every_member() {
 fn check_names_a_stopped_replica() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let c = cluster();
-    let v = c.wait_ok();
+    let v = wait_check_ok(&c);
     let leader = c.leader_of(&v, "wk2");
     let replica = if leader == "pg5" { "pg6" } else { "pg5" };
     c.harness(&["kill-patroni", replica]);
@@ -136,7 +145,7 @@ fn check_names_a_stopped_replica() {
 fn check_names_a_replica_cut_off_from_its_leader() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let c = cluster();
-    let v = c.wait_ok();
+    let v = wait_check_ok(&c);
     let leader = c.leader_of(&v, "wk1");
     let replica = if leader == "pg3" { "pg4" } else { "pg3" };
     // The replica can no longer log in for replication: it keeps running, it no longer streams.
@@ -215,7 +224,7 @@ fn check_names_a_vip_on_the_wrong_role() {
 fn check_names_a_setting_changed_on_one_member() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let c = cluster();
-    let v = c.wait_ok();
+    let v = wait_check_ok(&c);
     let leader = c.leader_of(&v, "wk2");
     let replica = if leader == "pg5" { "pg6" } else { "pg5" };
     c.sql(
@@ -241,4 +250,59 @@ fn check_names_a_setting_changed_on_one_member() {
             && d.contains(&format!("\"4321\" on {replica}")),
         "{d}"
     );
+}
+
+#[test]
+fn check_names_patroni_citus_mode_and_a_worker_row_edited_by_hand() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = cluster();
+    let v = wait_check_ok(&c);
+    let inv = c.dir.join("inventory.yml");
+    let w1 = c.leader_of(&v, "wk1");
+    let w2 = c.leader_of(&v, "wk2");
+    // Patroni's Citus handler, as it shows on a leader: its connection, named 'Patroni citus'.
+    let (mut patroni_citus, pid) =
+        open_transaction(&c, &w1, "SET application_name = 'Patroni citus'");
+    let (r, v) = check_json(&c, &inv, &[]);
+    c.sql(&w1, &format!("SELECT pg_terminate_backend({pid})"));
+    let _ = patroni_citus.wait();
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let f = named(&v, "patroni-citus", "wk1", Some(&w1));
+    assert_eq!(f.len(), 1, "{}", r.stdout);
+    assert_eq!(f[0]["status"], "fail");
+    assert!(
+        f[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("both write pg_dist_node"),
+        "{}",
+        f[0]
+    );
+
+    // A worker's own pg_dist_node edited by hand (real Citus keeps metadata on the workers; the
+    // stand-in does not, and check says it did not compare).
+    if real_citus(&c) {
+        let edit =
+            "UPDATE pg_dist_node SET nodeport = 6543 WHERE groupid = 1 AND noderole = 'primary'";
+        c.sql(&w2, edit);
+        let (r, v) = check_json(&c, &inv, &[]);
+        c.sql(
+            &w2,
+            "UPDATE pg_dist_node SET nodeport = 5432 WHERE groupid = 1 AND noderole = 'primary'",
+        );
+        assert_eq!(r.code, 1, "{}", r.stdout);
+        let f = named(&v, "metadata", "wk2", Some(&w2));
+        assert_eq!(f[0]["status"], "fail", "{}", r.stdout);
+        let d = f[0]["detail"].as_str().unwrap();
+        assert!(
+            d.contains("differs from the coordinator's") && d.contains("6543"),
+            "{d}"
+        );
+    } else {
+        let f = named(&v, "metadata", "wk2", Some(&w2));
+        assert_eq!(f[0]["status"], "warn", "{}", r.stdout);
+        assert!(f[0]["detail"].as_str().unwrap().contains("not compared"));
+    }
+    let (r, _) = check_json(&c, &inv, &[]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
 }

@@ -273,6 +273,8 @@ bootstrap:
         # declared so that ALTER SYSTEM SET citus.use_secondary_nodes works without the Citus library too
         # (PostgreSQL 15 refuses ALTER SYSTEM of a placeholder GUC that the session does not know); Citus' default
         citus.use_secondary_nodes: never
+        # likewise, so that a test can change one member's Citus setting (Citus 13's default)
+        citus.node_connection_timeout: 30000
         shared_buffers: 32MB
         fsync: 'off'
         full_page_writes: 'on'

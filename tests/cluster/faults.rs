@@ -561,3 +561,89 @@ fn fault_the_candidate_dies_mid_switchover() {
         out.status.code(),
     );
 }
+
+#[test]
+fn fault_a_resync_frozen_inside_its_write_is_ended_by_the_server_and_leaves_the_rows_whole() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = cluster();
+    let v = c.wait_ok();
+    let cn = c.leader_of(&v, "cn");
+    let old = c.leader_of(&v, "wk2");
+    c.harness(&["switchover", "wk2"]);
+    let rows_stale = dist_rows_full(&c, &cn);
+    // Another writer holds the writer lock, so that resync's write waits where we can freeze it.
+    let (mut holder, holder_pid) = open_transaction(
+        &c,
+        &cn,
+        "SELECT pg_advisory_xact_lock(1667855477, 1935897708)",
+    );
+    let child = c
+        .citusctl()
+        .args(["resync", "--yes", "--statement-timeout", "5s"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let waiting = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'citusctl apply' \
+                   AND wait_event_type = 'Lock'";
+    let deadline = Instant::now() + Duration::from_secs(4);
+    while c.sql(&cn, waiting) != "1" {
+        assert!(
+            Instant::now() < deadline,
+            "resync never waited for the writer lock"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // citusctl frozen (a stopped VM, a SIGSTOP) just as the lock comes free: its transaction
+    // holds the writer lock and sits idle, and only the server can end it.
+    let (gone, code) = while_stopped(child.id(), || {
+        c.sql(&cn, &format!("SELECT pg_terminate_backend({holder_pid})"));
+        let _ = holder.wait();
+        let freed = Instant::now();
+        let open =
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'citusctl apply'";
+        while c.sql(&cn, open) != "0" {
+            // statement_timeout 5 s + 5 s idle slack: the server ends it after 10 s.
+            assert!(
+                freed.elapsed() < Duration::from_secs(20),
+                "the frozen client's transaction outlived the server's bounds"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let gone = freed.elapsed();
+        // The writer lock is free for the next writer, and nothing was half-written.
+        let free = c.sql(
+            &cn,
+            "SELECT pg_try_advisory_xact_lock(1667855477, 1935897708)",
+        );
+        (gone, free)
+    });
+    assert_eq!(code, "t", "the writer lock stayed held");
+    assert!(
+        gone >= Duration::from_secs(4),
+        "ended before the client could have been idle: {gone:?}"
+    );
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("rolled back: nothing changed"),
+        "{stdout}\n{stderr}"
+    );
+    assert_eq!(
+        dist_rows_full(&c, &cn),
+        rows_stale,
+        "a half-written pg_dist_node"
+    );
+    // The next resync puts the row right.
+    let r = run(c.citusctl().args(["resync", "--yes"]));
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let (_, v) = c.list_json(&[]);
+    assert_ne!(c.leader_of(&v, "wk2"), old);
+    eprintln!(
+        "fault: resync frozen inside its write: the server ended it {gone:?} after the lock came free"
+    );
+    c.wait_ok();
+}
