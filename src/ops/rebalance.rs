@@ -657,15 +657,14 @@ struct Bar {
     bar: Option<indicatif::ProgressBar>,
     label: String,
     last_line: std::cell::RefCell<String>,
+    ticking: std::cell::Cell<bool>,
 }
 
 impl Bar {
     fn new(label: &str, enabled: bool) -> Bar {
         let bar = enabled.then(|| {
-            let b = indicatif::ProgressBar::with_draw_target(
-                Some(0),
-                indicatif::ProgressDrawTarget::stderr(),
-            );
+            // hidden until the first figures: an empty bar would read "0/0 done"
+            let b = indicatif::ProgressBar::hidden();
             b.set_style(
                 indicatif::ProgressStyle::with_template(
                     "{spinner} {prefix} [{bar:30}] {pos}/{len} shards {msg} ({elapsed})",
@@ -674,13 +673,13 @@ impl Bar {
                 .progress_chars("=> "),
             );
             b.set_prefix(label.to_owned());
-            b.enable_steady_tick(Duration::from_millis(200));
             b
         });
         Bar {
             bar,
             label: label.to_owned(),
             last_line: std::cell::RefCell::new(String::new()),
+            ticking: std::cell::Cell::new(false),
         }
     }
 
@@ -698,6 +697,10 @@ impl Bar {
                 b.set_length(p.shards_total);
                 b.set_position(p.shards_moved);
                 b.set_message(format!("{bytes}, {}", p.state.as_str()));
+                if !self.ticking.replace(true) {
+                    b.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                    b.enable_steady_tick(Duration::from_millis(200));
+                }
             }
             None => {
                 let line = format!(
