@@ -43,8 +43,14 @@ _citusctl() {
             citusctl,pause)
                 cmd="citusctl__subcmd__pause"
                 ;;
+            citusctl,rebalance)
+                cmd="citusctl__subcmd__rebalance"
+                ;;
             citusctl,reload)
                 cmd="citusctl__subcmd__reload"
+                ;;
+            citusctl,remove-worker)
+                cmd="citusctl__subcmd__remove__subcmd__worker"
                 ;;
             citusctl,restart)
                 cmd="citusctl__subcmd__restart"
@@ -91,8 +97,14 @@ _citusctl() {
             citusctl__subcmd__help,pause)
                 cmd="citusctl__subcmd__help__subcmd__pause"
                 ;;
+            citusctl__subcmd__help,rebalance)
+                cmd="citusctl__subcmd__help__subcmd__rebalance"
+                ;;
             citusctl__subcmd__help,reload)
                 cmd="citusctl__subcmd__help__subcmd__reload"
+                ;;
+            citusctl__subcmd__help,remove-worker)
+                cmd="citusctl__subcmd__help__subcmd__remove__subcmd__worker"
                 ;;
             citusctl__subcmd__help,restart)
                 cmd="citusctl__subcmd__help__subcmd__restart"
@@ -119,7 +131,7 @@ _citusctl() {
 
     case "${cmd}" in
         citusctl)
-            opts="-i -v -h -V --inventory --verbose --help --version list resync add-worker switchover failover restart reload pause resume history check show-config version completions generate-assets help"
+            opts="-i -v -h -V --inventory --verbose --help --version list resync add-worker remove-worker rebalance switchover failover restart reload pause resume history check show-config version completions generate-assets help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -141,12 +153,16 @@ _citusctl() {
             return 0
             ;;
         citusctl__subcmd__add__subcmd__worker)
-            opts="-y -f -i -v -h -V --with-secondaries --dry-run --yes --format --inventory --verbose --help --version"
+            opts="-y -f -i -v -h -V --with-secondaries --rebalance --shard-transfer-mode --dry-run --yes --format --inventory --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --shard-transfer-mode)
+                    COMPREPLY=($(compgen -W "auto force_logical block_writes" -- "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "pretty json yaml tsv" -- "${cur}"))
                     return 0
@@ -283,7 +299,7 @@ _citusctl() {
             return 0
             ;;
         citusctl__subcmd__help)
-            opts="list resync add-worker switchover failover restart reload pause resume history check show-config version completions generate-assets help"
+            opts="list resync add-worker remove-worker rebalance switchover failover restart reload pause resume history check show-config version completions generate-assets help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -422,7 +438,35 @@ _citusctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        citusctl__subcmd__help__subcmd__rebalance)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         citusctl__subcmd__help__subcmd__reload)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        citusctl__subcmd__help__subcmd__remove__subcmd__worker)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -618,6 +662,40 @@ _citusctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        citusctl__subcmd__rebalance)
+            opts="-y -f -i -v -h -V --dry-run --yes --wait --no-wait --stop --shard-transfer-mode --format --inventory --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --shard-transfer-mode)
+                    COMPREPLY=($(compgen -W "auto force_logical block_writes" -- "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "pretty json yaml tsv" -- "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -W "pretty json yaml tsv" -- "${cur}"))
+                    return 0
+                    ;;
+                --inventory)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         citusctl__subcmd__reload)
             opts="-y -f -i -v -h -V --all --yes --format --inventory --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -625,6 +703,40 @@ _citusctl() {
                 return 0
             fi
             case "${prev}" in
+                --format)
+                    COMPREPLY=($(compgen -W "pretty json yaml tsv" -- "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -W "pretty json yaml tsv" -- "${cur}"))
+                    return 0
+                    ;;
+                --inventory)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        citusctl__subcmd__remove__subcmd__worker)
+            opts="-y -f -i -v -h -V --dry-run --yes --no-drain --shard-transfer-mode --format --inventory --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --shard-transfer-mode)
+                    COMPREPLY=($(compgen -W "auto force_logical block_writes" -- "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "pretty json yaml tsv" -- "${cur}"))
                     return 0

@@ -314,7 +314,7 @@ pub async fn run_step<C: tokio_postgres::GenericClient>(
 
 /// Citus refuses to add, remove or activate nodes while a metadata worker is out of sync; its
 /// maintenance daemon resyncs within a second or two of a change. Wait for it (bounded).
-async fn wait_metadata_synced(
+pub async fn wait_metadata_synced(
     client: &tokio_postgres::Client,
     limit: Duration,
 ) -> Result<(), PgError> {

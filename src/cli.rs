@@ -38,6 +38,8 @@ pub enum Command {
     List(commands::list::Args),
     Resync(commands::resync::Args),
     AddWorker(commands::add_worker::Args),
+    RemoveWorker(commands::remove_worker::Args),
+    Rebalance(commands::rebalance::Args),
     Switchover(commands::switchover::Args),
     Failover(commands::failover::Args),
     Restart(commands::restart::Args),

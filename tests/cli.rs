@@ -116,6 +116,8 @@ fn help_texts_are_reviewed_snapshots() {
         (vec!["completions", "--help"], "help-completions.txt"),
         (vec!["resync", "--help"], "help-resync.txt"),
         (vec!["add-worker", "--help"], "help-add-worker.txt"),
+        (vec!["rebalance", "--help"], "help-rebalance.txt"),
+        (vec!["remove-worker", "--help"], "help-remove-worker.txt"),
         (vec!["switchover", "--help"], "help-switchover.txt"),
         (vec!["failover", "--help"], "help-failover.txt"),
         (vec!["restart", "--help"], "help-restart.txt"),

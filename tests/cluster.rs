@@ -10,6 +10,8 @@ mod common;
 mod day2;
 #[path = "cluster/faults.rs"]
 mod faults;
+#[path = "cluster/rebalance.rs"]
+mod rebalance;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

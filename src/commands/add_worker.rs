@@ -8,6 +8,8 @@
 //! replicas as `secondary`). Refuses (exit 4) when a VIP lands on the wrong role or cluster,
 //! an address is registered for another group, the group already holds other addresses, or
 //! the group or the coordinator has no single writable leader. Running it twice changes nothing.
+//! `--rebalance`: then Citus's background rebalance onto the group, as `citusctl rebalance`
+//! runs it (refused, exit 4, when a move would fail or hang; Ctrl-C leaves it running).
 
 use anyhow::bail;
 
@@ -18,6 +20,7 @@ use crate::exit::Exit;
 use crate::member_sql::landing;
 use crate::ops::confirm;
 use crate::ops::observe::{observe_for_write, observe_parts};
+use crate::ops::rebalance::{self, RebalanceOutcome, TransferMode};
 use crate::output::{self, Format};
 use crate::plan::{AddWorkerFacts, Refusal, plan_add_worker};
 use crate::topology::GroupKind;
@@ -32,6 +35,14 @@ pub struct Args {
     /// Direct mode: also register the running replicas as `secondary` rows.
     #[arg(long)]
     pub with_secondaries: bool,
+
+    /// Then move shards onto the group: `citusctl rebalance`, followed to its end.
+    #[arg(long)]
+    pub rebalance: bool,
+
+    /// How Citus copies a shard (with --rebalance).
+    #[arg(long, value_enum, default_value_t = TransferMode::Auto, requires = "rebalance")]
+    pub shard_transfer_mode: TransferMode,
 
     /// Show the plan and stop.
     #[arg(long)]
@@ -78,28 +89,39 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
 
     if report.plan.is_empty() {
         report.outcome = MetadataOutcome::NothingToDo;
-        output::print(&output::render(&report, args.format))?;
         if args.format == Format::Pretty {
             crate::ui::say(&format!(
                 "{} is already registered as the inventory says.",
                 args.scope
             ));
         }
+        if args.rebalance {
+            return then_rebalance(&ctx, &client, &pg, &args, report, Exit::Ok).await;
+        }
+        output::print(&output::render(&report, args.format))?;
         return Ok(Exit::Ok);
     }
     if args.dry_run {
+        if args.rebalance {
+            crate::ui::say(
+                "note: Citus plans the rebalance once the group is registered; `citusctl rebalance --dry-run` shows it then",
+            );
+        }
         report.outcome = MetadataOutcome::Planned;
         output::print(&output::render(&report, args.format))?;
         return Ok(Exit::Ok);
     }
     if !args.yes {
         report.show_before_prompt(args.format)?;
-        if !confirm::ask(
-            &format!("Register {} in pg_dist_node?", args.scope),
-            CONFIRM_HINT,
-        )
-        .await?
-        {
+        let question = if args.rebalance {
+            format!(
+                "Register {} in pg_dist_node, then move shards onto it?",
+                args.scope
+            )
+        } else {
+            format!("Register {} in pg_dist_node?", args.scope)
+        };
+        if !confirm::ask(&question, CONFIRM_HINT).await? {
             crate::ui::say("Nothing changed.");
             return Ok(Exit::No);
         }
@@ -154,8 +176,40 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
         Err(_) => false,
     };
     report.verified = Some(verified);
+    if args.rebalance && verified {
+        return then_rebalance(&ctx, &client, &pg, &args, report, Exit::Ok).await;
+    }
     output::print(&output::render(&report, args.format))?;
     Ok(if verified { Exit::Ok } else { Exit::No })
+}
+
+/// `--rebalance`: after the registration, Citus's background rebalance, followed to its end
+/// (the prompt, if any, covered it). The exit status is the rebalance's when it did not go well.
+async fn then_rebalance(
+    ctx: &Context,
+    client: &crate::patroni::PatroniClient,
+    pg: &crate::pg::PgParams,
+    args: &Args,
+    mut report: MetadataReport,
+    exit: Exit,
+) -> anyhow::Result<Exit> {
+    let exit = match rebalance::prepare(&ctx.topo, client, pg, args.shard_transfer_mode).await {
+        Err(b) => {
+            report.error = Some(format!("rebalance: {}", b.reason));
+            b.exit
+        }
+        Ok((cn, mut s)) => {
+            if s.outcome == RebalanceOutcome::Planned {
+                let bar = crate::ui::wants_spinner(args.format == Format::Pretty);
+                rebalance::execute(pg, &cn, &mut s, args.shard_transfer_mode, true, bar).await;
+            }
+            let e = s.exit();
+            report.rebalance = Some(s);
+            if e == Exit::Ok { exit } else { e }
+        }
+    };
+    output::print(&output::render(&report, args.format))?;
+    Ok(exit)
 }
 
 /// Observe the cluster and plan the registration: the plan and the coordinator leader, or why

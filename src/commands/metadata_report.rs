@@ -53,6 +53,9 @@ pub struct MetadataReport {
     /// After applying: pg_dist_node read back agrees with the plan's goal.
     pub verified: Option<bool>,
     pub error: Option<String>,
+    /// `add-worker --rebalance`: the rebalance that followed the registration.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rebalance: Option<crate::ops::rebalance::RebalanceSummary>,
 }
 
 impl MetadataReport {
@@ -77,6 +80,7 @@ impl MetadataReport {
             outcome: MetadataOutcome::Planned,
             verified: None,
             error: None,
+            rebalance: None,
         }
     }
 }
@@ -169,6 +173,10 @@ impl Render for MetadataReport {
                 self.plan.change_count()
             )),
             _ => {}
+        }
+        if let Some(r) = &self.rebalance {
+            out.push_str(&r.pretty());
+            out.push_str(&format!("rebalance: {}\n", r.outcome.as_str()));
         }
         out
     }

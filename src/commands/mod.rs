@@ -10,7 +10,9 @@ pub mod history;
 pub mod list;
 pub mod maintenance;
 mod metadata_report;
+pub mod rebalance;
 pub mod reload;
+pub mod remove_worker;
 pub mod restart;
 pub mod resync;
 mod resync_watch;
@@ -29,6 +31,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::List(args) => list::run(ctx()?, args).await,
         Command::Resync(args) => resync::run(ctx()?, args).await,
         Command::AddWorker(args) => add_worker::run(ctx()?, args).await,
+        Command::RemoveWorker(args) => remove_worker::run(ctx()?, args).await,
+        Command::Rebalance(args) => rebalance::run(ctx()?, args).await,
         Command::Switchover(args) => switchover::run(ctx()?, args).await,
         Command::Failover(args) => failover::run(ctx()?, args).await,
         Command::Restart(args) => restart::run(ctx()?, args).await,

@@ -9,6 +9,7 @@
 //! - `recover`: Citus's 2PC recovery right after a leader change without the pause.
 //! - `dynamic_config`: each scope's Patroni dynamic configuration (`show-config`).
 //! - `doctor`: what `check` and `version` read from every member, each VIP and Citus.
+//! - `rebalance`: Citus's background rebalance and the drain of a group, with a progress bar.
 //! - `switchover`: a switchover of one group, with the Citus pause (`crate::pause`) around it.
 
 pub mod confirm;
@@ -16,6 +17,7 @@ pub mod doctor;
 pub mod dynamic_config;
 pub mod observe;
 pub mod plan;
+pub mod rebalance;
 pub mod recover;
 pub mod switchover;
 pub mod wait;

@@ -18,7 +18,10 @@ out=$(mktemp); trap 'rm -f "$out"' EXIT
 echo "== coordinator leader $cn"
 "$CLUSTER" psql --dir "$DIR" "pg${cn##*.}" -v cn="$cn" -v w1="$w1" -v w1ro="$w1ro" -v w2="$w2" -v w2ro="$w2ro" \
     -f "$HERE/check.sql" 2>&1 | tee "$out" || true
-if grep -q MISMATCH "$out" || ! grep -q '^ok ' "$out"; then echo "check.sh: FAILED" >&2; exit 1; fi
+# (a run that stopped at an unexpected error never reaches its last section)
+if grep -q MISMATCH "$out" || ! grep -q '^ok ' "$out" || ! grep -q '^the metadata after the run' "$out"; then
+    echo "check.sh: FAILED" >&2; exit 1
+fi
 echo "== standby coordinator $cnro"
 "$CLUSTER" psql --dir "$DIR" "pg${cnro##*.}" -v w1="$w1" -f "$HERE/check_standby.sql" 2>&1
 echo "== placeholder GUC citus.use_secondary_nodes"

@@ -76,6 +76,56 @@ SELECT pg_temp.expect_sqlstate($$SELECT * FROM citus_standin.dblink('holder', 'S
        AS holder_was_terminated;
 SELECT citus_standin.dblink_disconnect('holder') = 'OK' AS disconnected;
 
+-- the updates above left the metadata workers out of sync: the maintenance daemon (the harness's syncer) would resync
+SELECT citus_standin.sync_metadata() >= 0 AS synced;
+
+\echo '== the rebalancer: plan, background job, progress, stop, drain (all undone at the end of the section)'
+SAVEPOINT rebalancer;
+SELECT pg_temp.expect('SELECT count(*) FROM get_rebalance_table_shards_plan()', '0');
+SELECT pg_temp.expect('SELECT citus_rebalance_start()', NULL);                  -- NOTICE: No moves available
+SELECT pg_temp.expect_error('SELECT citus_rebalance_stop()', 'XX000', 'no ongoing rebalance that can be stopped');
+SELECT pg_temp.expect('SELECT citus_rebalance_wait()', '');                     -- WARNING: no ongoing rebalance
+SELECT pg_temp.expect_error(format('SELECT citus_set_node_property(%L, 5432, ''isactive'', false)', :'w2'), 'XX000',
+       'only the ''shouldhaveshards'' property can be set using this function');
+SELECT pg_temp.expect_error('SELECT citus_set_node_property(''127.0.99.99'', 5432, ''shouldhaveshards'', false)', 'XX000',
+       'node at "127.0.99.99:5432" does not exist');
+SELECT pg_temp.expect(format('SELECT citus_set_node_property(%L, 5432, ''shouldhaveshards'', false)', :'w2'), '');
+SELECT pg_temp.expect('SELECT count(*) FROM get_rebalance_table_shards_plan(drain_only := true)', '4');
+SELECT pg_temp.expect(format('SELECT count(*) FROM get_rebalance_table_shards_plan() WHERE sourcename = %L AND targetname = %L', :'w2', :'w1'), '4');
+-- a table without a primary key or replica identity: refused in shard_transfer_mode auto
+CREATE TABLE public.standin_check_nopk (a int);
+SELECT citus_standin.create_distributed_table('public.standin_check_nopk', 2);
+SELECT pg_temp.expect_error('SELECT citus_rebalance_start(drain_only := true)', '0A000',
+       'cannot use logical replication to transfer shards of the relation standin_check_nopk since it doesn''t have a REPLICA IDENTITY or PRIMARY KEY',
+       'UPDATE and DELETE commands on the shard will error out during logical replication unless there is a REPLICA IDENTITY or PRIMARY KEY.',
+       'If you wish to continue without a replica identity set the shard_transfer_mode to ''force_logical'' or ''block_writes''.');
+ALTER TABLE public.standin_check_nopk REPLICA IDENTITY FULL;
+SELECT citus_rebalance_start(drain_only := true) AS job \gset
+SELECT pg_temp.expect_error('SELECT citus_rebalance_start()', 'XX000', format('A rebalance is already running as job %s', :job),
+       'A rebalance was already scheduled as background job', 'To monitor progress, run: SELECT * FROM citus_rebalance_status();');
+SELECT pg_temp.expect('SELECT state::text || '' '' || job_type || '' '' || (details->''task_state_counts''->>''runnable'') FROM citus_rebalance_status()',
+       'scheduled rebalance 5');
+SELECT pg_temp.expect('SELECT citus_standin.run_background_tasks() > 0', 'true');
+SELECT pg_temp.expect(format('SELECT count(*) || '' '' || min(status) || '' '' || min(sourcename) FROM get_rebalance_progress()'), format('1 Copying Data %s', :'w2'));
+SELECT pg_temp.expect('SELECT state::text || '' '' || jsonb_array_length(details->''tasks'') FROM citus_rebalance_status()', 'running 1');
+SELECT pg_temp.expect('SELECT citus_standin.run_background_tasks() > 0', 'true');
+SELECT pg_temp.expect('SELECT details->''task_state_counts''->>''done'' FROM citus_rebalance_status()', '1');
+SELECT pg_temp.expect('SELECT count(*) FROM pg_dist_placement WHERE groupid = 2', '4');
+SELECT pg_temp.expect('SELECT citus_standin.run_background_tasks() > 0', 'true');
+SELECT pg_temp.expect('SELECT citus_rebalance_stop()', '');
+SELECT pg_temp.expect('SELECT state::text FROM citus_rebalance_status()', 'cancelling');
+SELECT pg_temp.expect('SELECT citus_standin.run_background_tasks() > 0', 'true');
+SELECT pg_temp.expect('SELECT state::text || '' '' || (finished_at IS NOT NULL) FROM citus_rebalance_status()', 'cancelled true');
+SELECT pg_temp.expect('SELECT count(*) FROM pg_dist_placement WHERE groupid = 2', '4');   -- the cancelled move did not happen
+SELECT pg_temp.expect_error('SELECT citus_move_shard_placement(1, 999, 1)', 'P0002', 'node 999 not found');
+-- again, to the end: every shard of group 2 moves, then the node can be removed
+SELECT pg_temp.expect('SELECT citus_rebalance_start(drain_only := true) > 0', 'true');
+SELECT pg_temp.expect('SELECT sum(citus_standin.run_background_tasks()) > 0 FROM generate_series(1, 12)', 'true');
+SELECT pg_temp.expect('SELECT state::text || '' '' || (details->''task_state_counts''->>''done'') FROM citus_rebalance_status()', 'finished 4');
+SELECT pg_temp.expect('SELECT count(*) FROM pg_dist_placement WHERE groupid = 2', '0');
+SELECT pg_temp.expect(format('SELECT citus_remove_node(%L, 5432)', :'w2'), '');
+ROLLBACK TO SAVEPOINT rebalancer;
+
 \echo '== citus_add_node: existing (host, port) returns its nodeid whatever the other arguments'
 SELECT pg_temp.expect(format('SELECT citus_add_node(%L, 5432, 1, ''primary'')', :'w1'), :'wk1_id');
 SELECT pg_temp.expect(format('SELECT citus_add_node(%L, 5432)', :'w1'), :'wk1_id');
@@ -129,6 +179,7 @@ SELECT pg_temp.expect(format('SELECT citus_update_node(%s, %L, 5432)', :wk1_id, 
 SELECT pg_temp.expect(format('SELECT citus_update_node(%s, %L, 5432)', :sec_id, :'w1ro'), '');
 
 \echo '== citus_remove_node / citus_disable_node / citus_activate_node'
+SELECT citus_standin.sync_metadata() >= 0 AS synced;    -- after the updates above, as the maintenance daemon would
 SELECT pg_temp.expect_error(format('SELECT citus_remove_node(%L, 5432)', :'w1'), 'XX000',
        format('cannot remove or disable the node %s:5432 because because it contains the only shard placement for shard %s', :'w1', :g1_shard),
        'One of the table(s) that prevents the operation complete successfully is public.citusctl_test_events',

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# citusctl local test cluster: one etcd + three Patroni scopes (cn, wk1, wk2), two members each,
+# citusctl local test cluster: one etcd + four Patroni scopes (cn, wk1, wk2, and wk3, not registered in Citus),
+# two members each,
 # every member on its own loopback address with PostgreSQL on 5432 and the Patroni REST API on 8008.
 # See tests/cluster/README.md. Run as root (Patroni/PostgreSQL run as user postgres).
 #
@@ -23,8 +24,9 @@ STANDIN_SQL=$REPO/tests/citus-standin/citus_standin.sql
 CACHE=${CITUSCTL_TEST_CACHE:-/var/tmp/citusctl-test}
 PGBIN=/usr/lib/postgresql/15/bin
 PY=/usr/bin/python3
-MEMBERS=(pg1 pg2 pg3 pg4 pg5 pg6)
-SCOPES=(cn wk1 wk2)
+MEMBERS=(pg1 pg2 pg3 pg4 pg5 pg6 pg7 pg8)
+# wk3 (pg7/pg8) runs with the cluster but is not registered in Citus: add-worker/remove-worker tests use it
+SCOPES=(cn wk1 wk2 wk3)
 HAPROXY=/usr/sbin/haproxy
 START_TIMEOUT=${CITUSCTL_TEST_START_TIMEOUT:-90}
 
@@ -35,16 +37,16 @@ elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
 member_index() { echo "${1#pg}"; }
 member_scope() {
-    case $1 in pg1 | pg2) echo cn ;; pg3 | pg4) echo wk1 ;; pg5 | pg6) echo wk2 ;; *) die "unknown member '$1' (pg1..pg6)" ;; esac
+    case $1 in pg1 | pg2) echo cn ;; pg3 | pg4) echo wk1 ;; pg5 | pg6) echo wk2 ;; pg7 | pg8) echo wk3 ;; *) die "unknown member '$1' (pg1..pg8)" ;; esac
 }
 scope_members() {
-    case $1 in cn) echo "pg1 pg2" ;; wk1) echo "pg3 pg4" ;; wk2) echo "pg5 pg6" ;; *) die "unknown scope '$1' (cn, wk1, wk2)" ;; esac
+    case $1 in cn) echo "pg1 pg2" ;; wk1) echo "pg3 pg4" ;; wk2) echo "pg5 pg6" ;; wk3) echo "pg7 pg8" ;; *) die "unknown scope '$1' (cn, wk1, wk2, wk3)" ;; esac
 }
 member_addr() { member_scope "$1" >/dev/null; echo "$NET.$(member_index "$1")"; }
-# VIPs (haproxy frontends, port 5432): cn NET.100/101, wk1 NET.110/111, wk2 NET.120/121 (rw/ro)
+# VIPs (haproxy frontends, port 5432): cn NET.100/101, wk1 NET.110/111, wk2 NET.120/121, wk3 NET.130/131 (rw/ro)
 vip_addr() { # SCOPE rw|ro
     local base
-    case $1 in cn) base=100 ;; wk1) base=110 ;; wk2) base=120 ;; *) die "unknown scope '$1' (cn, wk1, wk2)" ;; esac
+    case $1 in cn) base=100 ;; wk1) base=110 ;; wk2) base=120 ;; wk3) base=130 ;; *) die "unknown scope '$1' (cn, wk1, wk2, wk3)" ;; esac
     case $2 in rw) echo "$NET.$base" ;; ro) echo "$NET.$((base + 1))" ;; *) die "VIP kind must be rw or ro, not '$2'" ;; esac
 }
 
@@ -193,7 +195,7 @@ wait_healthy() { # TIMEOUT_S
     local deadline=$(($(date +%s) + $1)) s ok
     while :; do
         ok=1
-        for s in cn wk1 wk2; do scope_healthy "$s" || { ok=0; break; }; done
+        for s in "${SCOPES[@]}"; do scope_healthy "$s" || { ok=0; break; }; done
         [ $ok = 0 ] || return 0
         if [ "$(date +%s)" -ge "$deadline" ]; then
             log "timeout after $1 s waiting for every scope to have a leader and a streaming replica"
@@ -207,7 +209,7 @@ wait_healthy() { # TIMEOUT_S
 
 print_status() {
     local s
-    for s in cn wk1 wk2; do
+    for s in "${SCOPES[@]}"; do
         scope_cluster_json "$s" 2>/dev/null | S=$s $PY -c '
 import json, os, sys
 c = json.load(sys.stdin)
@@ -255,7 +257,8 @@ bootstrap:
         max_prepared_transactions: 20
         max_wal_senders: 10
         max_replication_slots: 10
-        wal_level: replica
+        # logical: Citus moves shards (rebalance, drain) with logical replication
+        wal_level: logical
         hot_standby: 'on'
         wal_log_hints: 'on'
         wal_keep_size: 128MB
@@ -376,6 +379,15 @@ EOF
         fi
     done <"$DIR/inventory.yml" >"$out"
     mv -f "$out" "$DIR/inventory-vip.yml"
+    # the same plus wk3 (running, not registered in Citus at start: add-worker/remove-worker tests)
+    { cat "$DIR/inventory.yml"; cat <<EOF
+  - scope: wk3
+    group: 3
+    members:
+      - { name: pg7, host: $NET.7 }
+      - { name: pg8, host: $NET.8 }
+EOF
+    } >"$DIR/inventory-wk3.yml"
 }
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -446,10 +458,11 @@ stop_syncer() {
 }
 
 setup_citus() { # real|standin
-    local citus=$1 cn w1 w2 l
-    cn=$(scope_leader cn); w1=$(scope_leader wk1); w2=$(scope_leader wk2)
-    [ -n "$cn" ] && [ -n "$w1" ] && [ -n "$w2" ] || die "no leader in some scope (cn='$cn' wk1='$w1' wk2='$w2')"
-    for l in "$cn" "$w1" "$w2"; do
+    local citus=$1 cn w1 w2 w3 l
+    cn=$(scope_leader cn); w1=$(scope_leader wk1); w2=$(scope_leader wk2); w3=$(scope_leader wk3)
+    [ -n "$cn" ] && [ -n "$w1" ] && [ -n "$w2" ] && [ -n "$w3" ] ||
+        die "no leader in some scope (cn='$cn' wk1='$w1' wk2='$w2' wk3='$w3')"
+    for l in "$cn" "$w1" "$w2" "$w3"; do
         wait_writable "$l" 30 || die "leader $l is not writable"
     done
     if [ "$citus" = standin ]; then
@@ -471,7 +484,8 @@ EOF
         return 0
     fi
     if [ "$citus" = real ]; then
-        for l in "$cn" "$w1" "$w2"; do
+        # wk3 too (Citus must be installed on a node before citus_add_node), but it is not registered
+        for l in "$cn" "$w1" "$w2" "$w3"; do
             member_psql "$l" -q -c 'CREATE EXTENSION IF NOT EXISTS citus' \
                 -c "INSERT INTO pg_dist_authinfo (nodeid, rolename, authinfo) VALUES (0, 'postgres', 'password=$CITUS_PGPASSWORD') ON CONFLICT DO NOTHING" >/dev/null
         done
@@ -763,19 +777,19 @@ cmd_start() {
     rm -f "$DIR/vip.state"
     start_haproxy
     # the first member of each scope bootstraps it (deterministic leaders pg1/pg3/pg5 on a fresh cluster) ...
-    for m in pg1 pg3 pg5; do start_patroni "$m"; done
-    for m in pg1 pg3 pg5; do wait_member_running "$m" "$START_TIMEOUT"; done
+    for m in pg1 pg3 pg5 pg7; do start_patroni "$m"; done
+    for m in pg1 pg3 pg5 pg7; do wait_member_running "$m" "$START_TIMEOUT"; done
     # ... then the replicas clone from them
-    for m in pg2 pg4 pg6; do start_patroni "$m"; done
+    for m in pg2 pg4 pg6 pg8; do start_patroni "$m"; done
     wait_healthy "$START_TIMEOUT" || die "cluster did not become healthy (logs above; stop it with: $0 stop --dir $DIR)"
     setup_citus "$citus"
     wait_vips 30 || { tail -n 20 "$DIR/haproxy.log" >&2; die "VIPs not on their roles (stop the cluster with: $0 stop --dir $DIR)"; }
 
     echo "cluster $FLAVOR ($citus Citus $CITUS_MODE) up in $(elapsed "$t0") s, dir $DIR"
     print_status
-    echo "  VIPs (haproxy, $DIR/haproxy.cfg): cn rw $(vip_addr cn rw) ro $(vip_addr cn ro), wk1 rw $(vip_addr wk1 rw) ro $(vip_addr wk1 ro), wk2 rw $(vip_addr wk2 rw) ro $(vip_addr wk2 ro)"
-    echo "  source $DIR/env; inventory $DIR/inventory.yml (with VIPs: $DIR/inventory-vip.yml)"
-    echo "  \$CITUSCTL_PATRONICTL -c $DIR/patronictl.yml list cn wk1 wk2"
+    echo "  VIPs (haproxy, $DIR/haproxy.cfg): cn rw $(vip_addr cn rw) ro $(vip_addr cn ro), wk1 rw $(vip_addr wk1 rw) ro $(vip_addr wk1 ro), wk2 rw $(vip_addr wk2 rw) ro $(vip_addr wk2 ro), wk3 rw $(vip_addr wk3 rw) ro $(vip_addr wk3 ro)"
+    echo "  source $DIR/env; inventory $DIR/inventory.yml (with VIPs: $DIR/inventory-vip.yml; with wk3: $DIR/inventory-wk3.yml)"
+    echo "  \$CITUSCTL_PATRONICTL -c $DIR/patronictl.yml list cn wk1 wk2 wk3"
 }
 
 cmd_stop() {
