@@ -10,7 +10,7 @@ On a real-Citus test cluster (tests/cluster). `facts` checks by hand-written SQL
   (b) while held: does a SELECT through the coordinator wait (count(*), router WHERE id = k, INSERT)?
       does a SELECT on a worker directly wait?
   (c) a reference table: placements per group; EXPLAIN of a read through the coordinator (local or remote).
-`e2e` runs a writer, a reader (distributed table) and a reference-table reader through the coordinator,
+`e2e` runs a writer, a reader (distributed table), a reference-table reader and writer through the coordinator,
 every 10 ms, then by hand in one coordinator transaction: SET LOCAL citus.enable_ddl_propagation = off;
 LOCK TABLE bench_events IN ACCESS EXCLUSIVE MODE (unless --no-lock); citus_pause_node_within_txn(group 1);
 POST /switchover to Patroni; wait until --new is writable; citus_update_node(..., new); COMMIT.
@@ -128,6 +128,8 @@ def e2e(a):
     if have_ref:
         loads.append(sl.RealLoad("ref_reader", cl, cn, "SELECT v FROM bench_ref WHERE id = %s", list(range(1, 9)),
                                  stop))
+        loads.append(sl.RealLoad("ref_writer", cl, cn, "UPDATE bench_ref SET v = v + 1 WHERE id = %s",
+                                 list(range(1, 9)), stop))
     writable = sl.Poller("writable", cl, new, "SELECT pg_is_in_recovery()", lambda r: r is not None and r[0] is False,
                          stop)
     for t in loads + [writable]:

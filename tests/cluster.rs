@@ -1643,9 +1643,11 @@ fn hold_reads_locks_the_groups_tables_on_the_coordinator_only_while_the_switchov
     let rep: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(rep["outcome"], "switched", "{rep}");
     assert_eq!(rep["new_leader"], want.as_str());
-    assert_eq!(
-        rep["pause"]["held_relations"],
-        serde_json::json!(["citusctl_test_events"]),
+    // (Other tests distribute tables too, e.g. pgbench's: all of the group's are held.)
+    assert!(
+        rep["pause"]["held_relations"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|r| r == "citusctl_test_events")),
         "{rep}"
     );
     // Afterwards: nothing held, reads go on, the row names the new leader.
@@ -1664,9 +1666,10 @@ fn hold_reads_locks_the_groups_tables_on_the_coordinator_only_while_the_switchov
     let rep: Value = serde_json::from_str(&r.stdout).unwrap();
     let last = rep["results"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["member"], leader.as_str(), "{rep}");
-    assert_eq!(
-        last["pause"]["held_relations"],
-        serde_json::json!(["citusctl_test_events"]),
+    assert!(
+        last["pause"]["held_relations"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|r| r == "citusctl_test_events")),
         "{rep}"
     );
     assert_eq!(table_locks(&c, &cn), "");
