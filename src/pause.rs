@@ -423,10 +423,25 @@ const RELATIONS_SQL: &str = "SELECT s.logicalrelid::regclass::text \
                     WHERE p0.shardid = s.shardid AND p0.groupid = 0) \
  GROUP BY s.logicalrelid ORDER BY s.logicalrelid::oid";
 
+/// How a try locks the tables: under `short` (the short try's lock_timeout, even when the pause
+/// itself may wait longer for Citus to terminate sessions: a pending ACCESS EXCLUSIVE lock queues
+/// every new query on the table, and nobody terminates readers), then `lock_timeout` back to
+/// `then` for the pause.
+#[derive(Debug, Clone, Copy)]
+struct TableLock {
+    short: Duration,
+    then: Duration,
+}
+
 /// Lock the group's tables on the coordinator only (see the module docs): Citus does not
 /// propagate LOCK while `citus.enable_ddl_propagation` is off, which lasts for this statement
 /// only (the setting is put back as it was, within the transaction).
-async fn lock_tables(c: &Client, t: &PauseTarget, limit: Duration) -> Result<Vec<String>, PgError> {
+async fn lock_tables(
+    c: &Client,
+    t: &PauseTarget,
+    how: TableLock,
+    limit: Duration,
+) -> Result<Vec<String>, PgError> {
     let rows = within(
         limit,
         "finding the group's distributed tables",
@@ -452,7 +467,9 @@ async fn lock_tables(c: &Client, t: &PauseTarget, limit: Duration) -> Result<Vec
         limit,
         "LOCK TABLE ... IN ACCESS EXCLUSIVE MODE",
         c.batch_execute(&format!(
-            "SET LOCAL citus.enable_ddl_propagation = off; LOCK TABLE {} IN ACCESS EXCLUSIVE MODE",
+            "SET LOCAL lock_timeout = {}; SET LOCAL citus.enable_ddl_propagation = off; \
+             LOCK TABLE {} IN ACCESS EXCLUSIVE MODE",
+            ms(how.short),
             relations.join(", ")
         )),
     )
@@ -461,8 +478,12 @@ async fn lock_tables(c: &Client, t: &PauseTarget, limit: Duration) -> Result<Vec
         limit,
         "putting citus.enable_ddl_propagation back",
         c.execute(
-            "SELECT pg_catalog.set_config('citus.enable_ddl_propagation', $1, true)",
-            &[&was.unwrap_or_else(|| "on".into())],
+            "SELECT pg_catalog.set_config('citus.enable_ddl_propagation', $1, true), \
+                    pg_catalog.set_config('lock_timeout', $2, true)",
+            &[
+                &was.unwrap_or_else(|| "on".into()),
+                &format!("{}ms", ms(how.then)),
+            ],
         ),
     )
     .await?;
@@ -478,7 +499,7 @@ async fn call(
     force: bool,
     cooldown_ms: i32,
     limit: Duration,
-    hold_reads: bool,
+    tables: Option<TableLock>,
 ) -> Result<Vec<String>, PgError> {
     // The writer lock first (crate::apply::WRITER_LOCK): no other citusctl writes pg_dist_node
     // or pauses while this pause holds. It waits under the try's lock_timeout like the rest.
@@ -492,10 +513,9 @@ async fn call(
     )
     .await?;
     // Reads: the tables first, then the pause (the order Citus writers lock them in).
-    let relations = if hold_reads {
-        lock_tables(c, t, limit).await?
-    } else {
-        Vec::new()
+    let relations = match tables {
+        Some(how) => lock_tables(c, t, how, limit).await?,
+        None => Vec::new(),
     };
     match method {
         PauseMethod::Function => within(
@@ -640,7 +660,11 @@ impl GroupPause {
             let watched = std::cell::RefCell::new(Vec::new());
             let backed_off = std::cell::Cell::new(false);
             let result = {
-                let attempt = call(&c, method, t, force, cooldown_ms, limit, opts.hold_reads);
+                let tables = opts.hold_reads.then_some(TableLock {
+                    short: lock_timeout_for(Duration::from_millis(deadlock_ms.max(1) as u64)),
+                    then: lock_timeout,
+                });
+                let attempt = call(&c, method, t, force, cooldown_ms, limit, tables);
                 match &side {
                     Some(s) => {
                         let watch = async {

@@ -1683,6 +1683,33 @@ fn hold_reads_locks_the_groups_tables_on_the_coordinator_only_while_the_switchov
     assert!(r.stderr.contains("--hold-reads"), "{}", r.stderr);
 }
 
+/// Run `f` while a reader runs `SELECT count(*) FROM citusctl_test_events` through the
+/// coordinator leader over and over: `f`'s result, the reader's longest statement, and how many.
+fn with_steady_reader<T: Send>(
+    c: &Cluster,
+    cn: &str,
+    f: impl FnOnce() -> T + Send,
+) -> (T, Duration, u32) {
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let steady = s.spawn(|| {
+            let mut longest = Duration::ZERO;
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let t = Instant::now();
+                c.sql(cn, "SELECT count(*) FROM citusctl_test_events");
+                longest = longest.max(t.elapsed());
+                n += 1;
+            }
+            (longest, n)
+        });
+        let r = f();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (longest, n) = steady.join().unwrap();
+        (r, longest, n)
+    })
+}
+
 #[test]
 fn a_long_reader_stops_hold_reads_before_patroni_is_asked_and_no_reader_waits_long() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -1695,21 +1722,9 @@ fn a_long_reader_stops_hold_reads_before_patroni_is_asked_and_no_reader_waits_lo
 
     // Meanwhile a steady reader through the coordinator: each try's pending lock queues it for
     // at most the try's lock_timeout (100 ms), never for the whole attempt.
-    let stop = std::sync::atomic::AtomicBool::new(false);
-    let (r, took, longest) = std::thread::scope(|s| {
-        let steady = s.spawn(|| {
-            let mut longest = Duration::ZERO;
-            let mut n = 0;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let t = Instant::now();
-                c.sql(&cn, "SELECT count(*) FROM citusctl_test_events");
-                longest = longest.max(t.elapsed());
-                n += 1;
-            }
-            (longest, n)
-        });
-        let started = Instant::now();
-        let r = run(c.citusctl().args([
+    let started = Instant::now();
+    let (r, longest, n) = with_steady_reader(&c, &cn, || {
+        run(c.citusctl().args([
             "switchover",
             "wk1",
             "--yes",
@@ -1718,11 +1733,9 @@ fn a_long_reader_stops_hold_reads_before_patroni_is_asked_and_no_reader_waits_lo
             "3s",
             "-f",
             "json",
-        ]));
-        let took = started.elapsed();
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        (r, took, steady.join().unwrap())
+        ]))
     });
+    let took = started.elapsed();
     assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
     assert!(took < Duration::from_secs(15), "took {took:?}");
     let rep: Value = serde_json::from_str(&r.stdout).unwrap();
@@ -1736,7 +1749,6 @@ fn a_long_reader_stops_hold_reads_before_patroni_is_asked_and_no_reader_waits_lo
         rep["error"].as_str().unwrap().contains("nothing changed"),
         "{rep}"
     );
-    let (longest, n) = longest;
     assert!(n >= 3, "the steady reader ran {n} statements");
     assert!(
         longest < Duration::from_secs(1),
@@ -1754,6 +1766,39 @@ fn a_long_reader_stops_hold_reads_before_patroni_is_asked_and_no_reader_waits_lo
         "the long reader must live on"
     );
     assert_eq!(pause_sessions(&c, &cn), "0", "the pause was let go");
+    // --terminate-after ends sessions in the pause's way, not readers: the LOCK keeps its short
+    // tries, and the switchover still stops before Patroni is asked.
+    let (r, longest, _) = with_steady_reader(&c, &cn, || {
+        run(c.citusctl().args([
+            "switchover",
+            "wk1",
+            "--yes",
+            "--hold-reads",
+            "--terminate-after",
+            "1s",
+            "--pause-wait",
+            "3s",
+            "-f",
+            "json",
+        ]))
+    });
+    assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        longest < Duration::from_secs(1),
+        "with --terminate-after a reader waited {longest:?} behind the tries"
+    );
+    let rep: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert!(
+        rep["pause"]["terminated"]
+            .as_array()
+            .is_none_or(|a| a.is_empty()),
+        "{rep}"
+    );
+    assert!(
+        reader.try_wait().unwrap().is_none(),
+        "the long reader must live on"
+    );
+    assert_eq!(c.leader_of(&c.list_json(&[]).1, "wk1"), old);
     // Without --hold-reads the reader is in nobody's way: Citus' pause does not wait for reads.
     let r = run(c.citusctl().args([
         "switchover",
