@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# Switchover of worker group wk1 under client load: citusctl's paused switchover vs the plain way
-# (see BENCHMARKS.md, "switchover wk1: paused vs plain").
+# Switchover of worker group wk1 under client load: citusctl's paused and held switchovers vs the plain way
+# (see BENCHMARKS.md, "switchover wk1: paused vs plain" and "held reads").
 #
-#   bench/switchover.sh                       # patroni3, 5 runs per way (~2 min)
+#   bench/switchover.sh                       # patroni3, 5 runs per way (~3 min)
 #   FLAVOR=patroni4 RUNS=3 bench/switchover.sh
 #   NET=127.0.17 bench/switchover.sh          # another net (default: 127.0.16 patroni3, 127.0.17 patroni4)
+#   WAYS="paused plain" bench/switchover.sh   # a subset of the ways (default: paused held plain)
+#   CLUSTER_DIR=/tmp/ct bench/switchover.sh   # an already running test cluster (started and stopped by you)
 #
-# On its own real local cluster (tests/cluster, in /tmp/sb.XXXX), 2*RUNS switchovers of wk1, back and forth,
-# alternating the two ways:
+# On its own real local cluster (tests/cluster, in /tmp/sb.XXXX), RUNS switchovers of wk1 per way, back and
+# forth, the ways in turn:
 #   paused: citusctl -i DIR/inventory.yml switchover wk1 --yes
 #           (pauses group 1 on the coordinator across Patroni's switchover, updates the row in the same transaction)
+#   held:   citusctl -i DIR/inventory.yml switchover wk1 --yes --hold-reads
+#           (the same, and group 1's distributed tables locked on the coordinator before the pause: reads wait too)
 #   plain:  POST /switchover to the wk1 leader's REST API (curl, basic auth), and the moment the new leader is
 #           writable: citusctl -i DIR/inventory.yml resync --yes
 # bench/switchover_load.py drives each run: a writer and a reader through the coordinator (one statement every
@@ -30,6 +34,16 @@ ROOT=$PWD
 
 FLAVOR=${FLAVOR:-patroni3}
 RUNS=${RUNS:-5}
+read -r -a WAYS_A <<<"${WAYS:-paused held plain}"
+NWAYS=${#WAYS_A[@]}
+for w in "${WAYS_A[@]}"; do
+    case $w in paused | held | plain) ;; *) echo "bench/switchover.sh: unknown way $w" >&2; exit 2 ;; esac
+done
+CLUSTER_DIR=${CLUSTER_DIR:-}
+if [ -n "$CLUSTER_DIR" ]; then
+    NET=$(sed -n 's/^export CITUSCTL_TEST_NET=//p' "$CLUSTER_DIR/env")
+    FLAVOR=$(sed -n 's/^export CITUSCTL_TEST_FLAVOR=//p' "$CLUSTER_DIR/env")
+fi
 case $FLAVOR in
 patroni3) NET=${NET:-127.0.16} ;;
 patroni4) NET=${NET:-127.0.17} ;;
@@ -47,7 +61,7 @@ DIR=
 
 cleanup() {
     local rc=$?
-    if [ -n "$DIR" ]; then
+    if [ -n "$DIR" ] && [ "$DIR" != "$CLUSTER_DIR" ]; then
         bash "$ROOT/tests/cluster/cluster.sh" stop --dir "$DIR" >/dev/null 2>&1 || true
         rm -rf "$DIR"
     fi
@@ -60,7 +74,7 @@ trap 'exit 130' INT TERM
 # ---------------------------------------------------------------------------------------------------------------
 command -v curl >/dev/null || die "curl is needed"
 $PY -c 'import psycopg2' 2>/dev/null || die "$PY cannot import psycopg2 (apt-get install python3-psycopg2)"
-if curl -s -m 1 -o /dev/null "http://$NET.1:8008/cluster"; then
+if [ -z "$CLUSTER_DIR" ] && curl -s -m 1 -o /dev/null "http://$NET.1:8008/cluster"; then
     die "something already answers on $NET.1:8008: set NET=127.0.N to a free net"
 fi
 log "test cluster packages (tests/cluster/install.sh)"
@@ -101,9 +115,14 @@ primary_row() {
 
 # ---------------------------------------------------------------------------------------------------------------
 context "before"
-DIR=$(mktemp -d /tmp/sb.XXXX)
-log "$FLAVOR: cluster on $NET in $DIR"
-bash tests/cluster/cluster.sh start --flavor "$FLAVOR" --net "$NET" --dir "$DIR"
+if [ -n "$CLUSTER_DIR" ]; then
+    DIR=$CLUSTER_DIR
+    log "$FLAVOR: the running cluster on $NET in $DIR"
+else
+    DIR=$(mktemp -d /tmp/sb.XXXX)
+    log "$FLAVOR: cluster on $NET in $DIR"
+    bash tests/cluster/cluster.sh start --flavor "$FLAVOR" --net "$NET" --dir "$DIR"
+fi
 bash tests/cluster/cluster.sh wait-healthy --dir "$DIR" --timeout 90
 # shellcheck disable=SC1091
 . "$DIR/env"
@@ -120,15 +139,16 @@ else
 fi
 echo "measuring on: $LABEL"
 
-for ((i = 0; i < 2 * RUNS; i++)); do
-    if ((i % 2 == 0)); then way=paused; else way=plain; fi
+for ((i = 0; i < NWAYS * RUNS; i++)); do
+    way=${WAYS_A[i % NWAYS]}
+    run=$((i / NWAYS + 1))
     attempt=0
     while :; do
         old=$(wk1_leader)
         [ -n "$old" ] || die "wk1 has no running leader"
         if [ "$old" = pg3 ]; then new=pg4; else new=pg3; fi
         [ "$(primary_row)" = "$(addr "$old")" ] || die "group 1's primary row is not the wk1 leader $(addr "$old") before the run"
-        log "run $((i / 2 + 1))/$RUNS, $way: wk1 $old -> $new"
+        log "run $run/$RUNS, $way: wk1 $old -> $new"
         rc=0
         $PY bench/switchover_load.py run --dir "$DIR" --bin "$BIN" --way "$way" --old "$old" --new "$new" \
             --citus "$CITUS" --ids "$IDS" >"$WORK/run.json" || rc=$?
@@ -147,7 +167,7 @@ if r.get("error"):
 PY
         if [ $rc -eq 0 ]; then
             $PY -c 'import json,sys; r=json.load(open(sys.argv[1])); r["run"]=int(sys.argv[2]); print(json.dumps(r))' \
-                "$WORK/run.json" "$((i / 2 + 1))" >>"$RESULTS"
+                "$WORK/run.json" "$run" >>"$RESULTS"
             break
         fi
         attempt=$((attempt + 1))
@@ -182,7 +202,7 @@ for r in rows:
           f"{w['max_stall_ms']:>10.1f} {rd['max_stall_ms']:>10.1f} {r['row_ms']:>8.1f} {r['writable_ms'] or 0:>11.1f} "
           f"{win(w):>16} {win(rd):>16}  {extra}")
 print()
-for way in ("paused", "plain"):
+for way in ("paused", "held", "plain"):
     rs = [r for r in rows if r["way"] == way]
     if not rs:
         continue
@@ -194,7 +214,7 @@ for way in ("paused", "plain"):
           f"request -> row right {med(lambda r: r['row_ms']):.1f} ms, "
           f"request -> new leader writable {med(lambda r: r['writable_ms'] or 0):.1f} ms")
 print()
-for way in ("paused", "plain"):
+for way in ("paused", "held", "plain"):
     for kind in ("writes", "reads"):
         errs = {}
         for r in rows:

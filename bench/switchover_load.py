@@ -3,13 +3,16 @@
 
     /usr/bin/python3 bench/switchover_load.py setup --dir DIR
     /usr/bin/python3 bench/switchover_load.py run --dir DIR --bin target/release/citusctl \
-        --way paused|plain --old pg3 --new pg4 --citus standin|real --ids 1,2,3 [--timeout 60]
+        --way paused|held|plain --old pg3 --new pg4 --citus standin|real --ids 1,2,3 [--timeout 60]
 
 `setup` finds out which Citus the coordinator runs (`SELECT citus_version()`: the test stand-in says
 'stand-in'), creates the benchmark table once and prints JSON {"citus", "version", "ids"}:
   real Citus: bench_events(id bigint primary key, v int), distributed on the coordinator leader with
               create_distributed_table('bench_events', 'id'); ids whose shard is placed in group 1;
-  stand-in:   bench_events as a plain table on the wk1 leader (it replicates to the replica); ids 1..8.
+  stand-in:   bench_events as a plain table on the wk1 leader (it replicates to the replica); ids 1..8; and
+              on the coordinator leader a plain bench_events "shell" recorded with
+              citus_standin.create_distributed_table('bench_events', 8) (shards in groups 1 and 2), so that
+              `--hold-reads` finds it and the emulated routing can lock it as Citus locks a shell table.
 
 `run` measures one switchover of wk1 from --old to --new (member names, addresses NET.N from DIR/env).
 Four threads, each with its own connection(s); a failed statement is rolled back, and the connection is
@@ -18,18 +21,21 @@ opened again only when it is gone (as a client of Citus would):
             real:     INSERT INTO bench_events VALUES (id, 1) ON CONFLICT (id) DO UPDATE SET v = bench_events.v + 1
                       through the coordinator leader;
             stand-in: EMULATED Citus routing, per statement, in one transaction on the coordinator leader:
-                      SELECT pg_advisory_xact_lock_shared(1129878611, 1)  (the stand-in's group lock: waits
+                      LOCK TABLE bench_events IN ROW EXCLUSIVE MODE (the shell table's lock Citus takes when
+                      it parses the statement), SELECT pg_advisory_xact_lock_shared(1129878611, 1)  (the stand-in's group lock: waits
                       while a pause or a row update of group 1 holds it, as Citus writes wait on the shard
                       metadata locks), read group 1's primary row (nodename, nodeport) from pg_dist_node, run
                       the INSERT on that address (a cached connection per address, like Citus' connection
                       cache), COMMIT;
   reader  one statement every 10 ms: SELECT v FROM bench_events WHERE id = ...
-            real: through the coordinator; stand-in: the same routing without the lock (Citus' pause does
-            not block reads), the SELECT on the row's address;
+            real: through the coordinator; stand-in: the same routing with LOCK TABLE bench_events IN ACCESS
+            SHARE MODE and without the group lock (Citus' pause does not block reads), the SELECT on the
+            row's address;
   row     every 5 ms on the coordinator leader: group 1's primary row (nodename, nodeport);
   writable every 5 ms on --new: SELECT pg_is_in_recovery().
 After ~1 s of warm-up the request is sent (t = 0):
   paused: citusctl -i DIR/inventory.yml switchover wk1 --yes -f json
+  held:   citusctl -i DIR/inventory.yml switchover wk1 --yes --hold-reads -f json
   plain:  curl POST http://OLD:8008/switchover {"leader": OLD, "candidate": NEW} (basic auth patroni) in the
           background; the moment NEW answers pg_is_in_recovery() = false: citusctl -i DIR/inventory.yml resync
           --yes (again, up to 20 times 100 ms apart, while the row is not right after it returned).
@@ -168,6 +174,7 @@ class StandinLoad(Loop):
     def __init__(self, name, cl, coordinator, sql, ids, lock, stop):
         super().__init__(name, PERIOD_LOAD, stop)
         self.cl, self.coordinator, self.sql, self.ids, self.lock = cl, coordinator, sql, ids, lock
+        self.shell_mode = "ROW EXCLUSIVE" if lock else "ACCESS SHARE"
         self.cn = None
         self.workers = {}  # (host, port) -> connection (Citus keeps one cached connection per worker)
         self.i = 0
@@ -188,6 +195,7 @@ class StandinLoad(Loop):
             self.cn = self.cl.connect(self.coordinator, app=f"bench-switchover-{self.name}", autocommit=False)
         self.i += 1
         with self.cn.cursor() as cur:
+            cur.execute(f"LOCK TABLE bench_events IN {self.shell_mode} MODE")
             if self.lock:
                 cur.execute("SELECT pg_advisory_xact_lock_shared(%s, %s)", (LOCK_CLASS, GROUP))
             cur.execute("SELECT nodename, nodeport FROM pg_catalog.pg_dist_node "
@@ -284,6 +292,11 @@ def setup(a):
         with w.cursor() as cur:
             cur.execute("CREATE TABLE IF NOT EXISTS bench_events (id bigint PRIMARY KEY, v int)")
         close(w)
+        with c.cursor() as cur:
+            cur.execute("CREATE TABLE IF NOT EXISTS bench_events (id bigint PRIMARY KEY, v int)")
+            cur.execute("SELECT count(*) FROM pg_dist_shard WHERE logicalrelid = 'bench_events'::regclass")
+            if cur.fetchone()[0] == 0:
+                cur.execute("SELECT citus_standin.create_distributed_table('bench_events', 8)")
         ids = list(range(1, 9))
         citus = "standin"
     else:
@@ -370,15 +383,17 @@ def run(a):
     out["request_wall"] = time.strftime("%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}"
     cmds = []
     refused = False
-    if a.way == "paused":
-        p = subprocess.run([a.bin, "-i", inv, "switchover", "wk1", "--yes", "-f", "json"], env=env,
+    if a.way in ("paused", "held"):
+        extra = ["--hold-reads"] if a.way == "held" else []
+        p = subprocess.run([a.bin, "-i", inv, "switchover", "wk1", "--yes", "-f", "json"] + extra, env=env,
                            capture_output=True, text=True, timeout=120)
         done_at = time.monotonic()
         try:
             rep = json.loads(p.stdout)
         except ValueError:
             rep = {"stdout": p.stdout}
-        cmds.append({"cmd": "citusctl switchover wk1 --yes", "exit": p.returncode, "ms": round((done_at - t0) * 1000),
+        cmds.append({"cmd": " ".join(["citusctl switchover wk1 --yes"] + extra), "exit": p.returncode,
+                     "ms": round((done_at - t0) * 1000),
                      "stderr": p.stderr.strip().splitlines(), "report": rep})
         if rep.get("outcome") == "refused":
             refused = True
@@ -450,7 +465,7 @@ def main():
     r = sub.add_parser("run")
     r.add_argument("--dir", required=True)
     r.add_argument("--bin", required=True)
-    r.add_argument("--way", choices=["paused", "plain"], required=True)
+    r.add_argument("--way", choices=["paused", "held", "plain"], required=True)
     r.add_argument("--old", required=True, help="wk1 leader now (pg3/pg4)")
     r.add_argument("--new", required=True, help="the candidate (pg4/pg3)")
     r.add_argument("--coordinator", default="pg1", help="coordinator leader (pg1)")

@@ -761,7 +761,7 @@ _citusctl() {
             return 0
             ;;
         citusctl__subcmd__restart)
-            opts="-y -f -i -v -h -V --all --pending --no-pause --pause-timeout --pause-wait --terminate-after --yes --format --inventory --verbose --help --version"
+            opts="-y -f -i -v -h -V --all --pending --no-pause --pause-timeout --pause-wait --terminate-after --hold-reads --yes --format --inventory --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -909,7 +909,7 @@ _citusctl() {
             return 0
             ;;
         citusctl__subcmd__switchover)
-            opts="-y -f -i -v -h -V --candidate --scheduled --yes --force --dry-run --max-lag --pause-timeout --pause-wait --terminate-after --no-pause --format --inventory --verbose --help --version"
+            opts="-y -f -i -v -h -V --candidate --scheduled --yes --force --dry-run --max-lag --pause-timeout --pause-wait --terminate-after --no-pause --hold-reads --format --inventory --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -20,6 +20,20 @@
 //! cannot get every lock lets go of the ones it has and the clients go on. Terminating the
 //! clients in the way is the operator's explicit choice ([`PauseOptions::terminate_after`]).
 //!
+//! Holding reads too ([`PauseOptions::hold_reads`], `--hold-reads`): Citus takes no lock for a
+//! SELECT on a worker's shards, so the pause does not hold reads. A query through the coordinator
+//! does lock the distributed table's shell relation there, though (`AccessShareLock` at parse
+//! time, before routing). So each try first takes, after the writer lock and BEFORE the pause
+//! (the order Citus writers take them: table, then shard locks; the other order deadlocks with
+//! them), `LOCK TABLE ... IN ACCESS EXCLUSIVE MODE` on the distributed tables with a shard placed
+//! in the group and not also on the coordinator, with `citus.enable_ddl_propagation` off for that
+//! statement so that Citus does not send the LOCK to the workers (`AcquireDistributedLockOnRelations`
+//! skips it then; checked on Citus 13.0.5: nothing is locked on the workers). Reference tables
+//! with a placement on the coordinator are left out: Citus reads them there. The price: while
+//! held, every query through the coordinator on those tables waits, other groups' shards
+//! included; queries started on worker nodes directly are not held. The lock lives in the pause
+//! transaction: same short tries, same bounds, same ending.
+//!
 //! Bounds: every statement has a client-side time limit; on the server the transaction carries
 //! `statement_timeout` and `idle_in_transaction_session_timeout` just above the hold limit, and
 //! the connection TCP keepalives and `tcp_user_timeout`, so a client that freezes or vanishes
@@ -91,6 +105,9 @@ pub struct PauseOptions {
     /// Terminate the transactions in the way after this long (Citus `force => true`) instead of
     /// giving up: the operator's explicit choice.
     pub terminate_after: Option<Duration>,
+    /// Hold reads through the coordinator too: lock the group's distributed tables on the
+    /// coordinator before the pause (see the module docs).
+    pub hold_reads: bool,
 }
 
 /// A session in the pause's way, from `pg_stat_activity` on the coordinator leader.
@@ -212,6 +229,8 @@ fn blockers_text(b: &[Session]) -> String {
 struct Held {
     target: PauseTarget,
     client: Client,
+    /// The tables locked to hold reads (empty unless `hold_reads`).
+    relations: Vec<String>,
 }
 
 /// One worker group paused in every database that registers it; see the module docs.
@@ -227,6 +246,8 @@ pub struct GroupPause {
     pub held_since: Instant,
     /// Sessions Citus terminated for it (only with `terminate_after`).
     pub terminated: Vec<Session>,
+    /// Whether reads were asked to be held (`PauseOptions::hold_reads`).
+    pub hold_reads: bool,
     hold: Duration,
 }
 
@@ -389,7 +410,88 @@ async fn open_session(
     Ok((c, row.get(0), method, row.get(1)))
 }
 
-/// The pause's call, for one try.
+/// The distributed tables whose reads through the coordinator a pause of the group holds: a
+/// shard placed in the group and not also on the coordinator (group 0, where Citus reads a
+/// reference table it holds). Names as `regclass` prints them in this session (quoted where
+/// needed), in oid order so that every locker takes them in the same order.
+const RELATIONS_SQL: &str = "SELECT s.logicalrelid::regclass::text \
+  FROM pg_catalog.pg_dist_shard s \
+ WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_dist_placement p \
+                WHERE p.shardid = s.shardid \
+                  AND p.groupid = (SELECT n.groupid FROM pg_catalog.pg_dist_node n WHERE n.nodeid = $1)) \
+   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_placement p0 \
+                    WHERE p0.shardid = s.shardid AND p0.groupid = 0) \
+ GROUP BY s.logicalrelid ORDER BY s.logicalrelid::oid";
+
+/// How a try locks the tables: under `short` (the short try's lock_timeout, even when the pause
+/// itself may wait longer for Citus to terminate sessions: a pending ACCESS EXCLUSIVE lock queues
+/// every new query on the table, and nobody terminates readers), then `lock_timeout` back to
+/// `then` for the pause.
+#[derive(Debug, Clone, Copy)]
+struct TableLock {
+    short: Duration,
+    then: Duration,
+}
+
+/// Lock the group's tables on the coordinator only (see the module docs): Citus does not
+/// propagate LOCK while `citus.enable_ddl_propagation` is off, which lasts for this statement
+/// only (the setting is put back as it was, within the transaction).
+async fn lock_tables(
+    c: &Client,
+    t: &PauseTarget,
+    how: TableLock,
+    limit: Duration,
+) -> Result<Vec<String>, PgError> {
+    let rows = within(
+        limit,
+        "finding the group's distributed tables",
+        c.query(RELATIONS_SQL, &[&t.nodeid]),
+    )
+    .await?;
+    let relations: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    if relations.is_empty() {
+        return Ok(relations);
+    }
+    let was: Option<String> = within(
+        limit,
+        "reading citus.enable_ddl_propagation",
+        c.query_one(
+            "SELECT pg_catalog.current_setting('citus.enable_ddl_propagation', true)",
+            &[],
+        ),
+    )
+    .await?
+    .get(0);
+    // The names come from regclass output (quoted by the server), not from the user.
+    within(
+        limit,
+        "LOCK TABLE ... IN ACCESS EXCLUSIVE MODE",
+        c.batch_execute(&format!(
+            "SET LOCAL lock_timeout = {}; SET LOCAL citus.enable_ddl_propagation = off; \
+             LOCK TABLE {} IN ACCESS EXCLUSIVE MODE",
+            ms(how.short),
+            relations.join(", ")
+        )),
+    )
+    .await?;
+    within(
+        limit,
+        "putting citus.enable_ddl_propagation back",
+        c.execute(
+            "SELECT pg_catalog.set_config('citus.enable_ddl_propagation', $1, true), \
+                    pg_catalog.set_config('lock_timeout', $2, true)",
+            &[
+                &was.unwrap_or_else(|| "on".into()),
+                &format!("{}ms", ms(how.then)),
+            ],
+        ),
+    )
+    .await?;
+    Ok(relations)
+}
+
+/// The pause's call, for one try. Returns the tables locked to hold reads.
+#[allow(clippy::too_many_arguments)]
 async fn call(
     c: &Client,
     method: PauseMethod,
@@ -397,7 +499,8 @@ async fn call(
     force: bool,
     cooldown_ms: i32,
     limit: Duration,
-) -> Result<(), PgError> {
+    tables: Option<TableLock>,
+) -> Result<Vec<String>, PgError> {
     // The writer lock first (crate::apply::WRITER_LOCK): no other citusctl writes pg_dist_node
     // or pauses while this pause holds. It waits under the try's lock_timeout like the rest.
     within(
@@ -409,6 +512,11 @@ async fn call(
         ),
     )
     .await?;
+    // Reads: the tables first, then the pause (the order Citus writers lock them in).
+    let relations = match tables {
+        Some(how) => lock_tables(c, t, how, limit).await?,
+        None => Vec::new(),
+    };
     match method {
         PauseMethod::Function => within(
             limit,
@@ -419,7 +527,7 @@ async fn call(
             ),
         )
         .await
-        .map(|_| ()),
+        .map(|_| relations),
         PauseMethod::Rename => within(
             limit,
             "citus_update_node",
@@ -435,7 +543,7 @@ async fn call(
             ),
         )
         .await
-        .map(|_| ()),
+        .map(|_| relations),
     }
 }
 
@@ -486,6 +594,7 @@ impl GroupPause {
             acquired_after: started.elapsed(),
             held_since: Instant::now(),
             terminated,
+            hold_reads: opts.hold_reads,
             hold: opts.hold,
         })
     }
@@ -551,7 +660,11 @@ impl GroupPause {
             let watched = std::cell::RefCell::new(Vec::new());
             let backed_off = std::cell::Cell::new(false);
             let result = {
-                let attempt = call(&c, method, t, force, cooldown_ms, limit);
+                let tables = opts.hold_reads.then_some(TableLock {
+                    short: lock_timeout_for(Duration::from_millis(deadlock_ms.max(1) as u64)),
+                    then: lock_timeout,
+                });
+                let attempt = call(&c, method, t, force, cooldown_ms, limit, tables);
                 match &side {
                     Some(s) => {
                         let watch = async {
@@ -595,7 +708,7 @@ impl GroupPause {
                 r => r,
             };
             match result {
-                Ok(()) => {
+                Ok(relations) => {
                     // The pause holds; later statements of this transaction (the caller's
                     // steps) are bounded by the hold limit instead of the short try.
                     within(
@@ -614,6 +727,7 @@ impl GroupPause {
                         Held {
                             target: t.clone(),
                             client: c,
+                            relations,
                         },
                         method,
                         ended,
@@ -697,6 +811,42 @@ impl GroupPause {
 
     pub fn databases(&self) -> impl Iterator<Item = &str> {
         self.held.iter().map(|h| h.target.database.as_str())
+    }
+
+    /// The tables whose reads through the coordinator wait (with `hold_reads`); with more than
+    /// one database, each name says its database.
+    pub fn relations(&self) -> Vec<String> {
+        let many = self.held.len() > 1;
+        self.held
+            .iter()
+            .flat_map(|h| {
+                h.relations.iter().map(move |r| {
+                    if many {
+                        format!("{r} (database {})", h.target.database)
+                    } else {
+                        r.clone()
+                    }
+                })
+            })
+            .collect()
+    }
+
+    /// For progress lines: what is held besides writes ("" without hold_reads).
+    pub fn reads_text(&self) -> String {
+        if !self.hold_reads {
+            return String::new();
+        }
+        let r = self.relations();
+        if r.is_empty() {
+            "; reads: no distributed table has a shard only in this group, nothing to hold".into()
+        } else {
+            format!(
+                "; reads through the coordinator held on {} table{}: {}",
+                r.len(),
+                if r.len() == 1 { "" } else { "s" },
+                r.join(", ")
+            )
+        }
     }
 
     pub fn held_for(&self) -> Duration {
@@ -871,6 +1021,9 @@ pub struct PauseReport {
     pub terminated: Vec<Session>,
     /// Sessions in its way when it could not be had.
     pub blockers: Vec<Session>,
+    /// With --hold-reads: the tables locked on the coordinator, whose reads through it waited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_relations: Option<Vec<String>>,
 }
 
 impl PauseReport {
@@ -882,6 +1035,7 @@ impl PauseReport {
             held_ms: None,
             terminated: p.terminated.clone(),
             blockers: Vec::new(),
+            held_relations: p.hold_reads.then(|| p.relations()),
         }
     }
 }

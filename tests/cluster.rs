@@ -1588,6 +1588,237 @@ fn a_long_transaction_stops_the_pause_before_patroni_is_asked_unless_terminating
     c.wait_ok();
 }
 
+// ---- --hold-reads: the group's distributed tables locked on the coordinator ----------------
+
+/// Relation locks on citusctl_test_events (and its shards) held on `member` by anyone else:
+/// `pid application mode granted` per line.
+fn table_locks(c: &Cluster, member: &str) -> String {
+    c.sql(member, TABLE_LOCKS_SQL)
+}
+const TABLE_LOCKS_SQL: &str = "SELECT string_agg(l.pid || ' ' || coalesce(a.application_name, '') || ' ' || l.mode || ' ' || l.granted, E'\\n' ORDER BY l.pid) \
+   FROM pg_locks l JOIN pg_class r ON r.oid = l.relation LEFT JOIN pg_stat_activity a ON a.pid = l.pid \
+  WHERE r.relname LIKE 'citusctl_test_events%' AND l.pid <> pg_backend_pid()";
+
+#[test]
+fn hold_reads_locks_the_groups_tables_on_the_coordinator_only_while_the_switchover_runs() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = cluster();
+    let v = c.wait_ok();
+    let cn = c.leader_of(&v, "cn");
+    let old = c.leader_of(&v, "wk1");
+    let want = other_member(&v, "wk1", &old);
+    // wk2's leader (untouched), and wk1's old leader while it still answers.
+    let others = [c.leader_of(&v, "wk2"), old.clone()];
+    let (child, mut err) = switchover_until_asked(&c, "wk1", &["--hold-reads"]);
+    // While Patroni switches over: the pause session holds the table in ACCESS EXCLUSIVE mode
+    // on the coordinator, and a read through it waits (here: until its statement_timeout).
+    let locks = table_locks(&c, &cn);
+    let read = c.try_sql(
+        &cn,
+        "SET statement_timeout = 300; SELECT count(*) FROM citusctl_test_events",
+    );
+    let on_workers: Vec<String> = others
+        .iter()
+        .map(|m| {
+            c.try_sql(m, TABLE_LOCKS_SQL)
+                .unwrap_or_else(|| "(not answering)".into())
+        })
+        .collect();
+    let out = child.wait_with_output().unwrap();
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut err, &mut said).unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{said}");
+    assert!(
+        locks
+            .lines()
+            .any(|l| l.contains("citusctl pause wk1 AccessExclusiveLock true")),
+        "no ACCESS EXCLUSIVE lock of the pause on the coordinator:\n{locks}"
+    );
+    assert_eq!(read, None, "a read through the coordinator did not wait");
+    // Nothing on the workers: Citus did not propagate the LOCK (real Citus; the stand-in's
+    // workers have no such table, which this shows just as well).
+    for (m, l) in others.iter().zip(&on_workers) {
+        assert!(
+            !l.contains("AccessExclusiveLock"),
+            "{m} holds a lock on the table:\n{l}"
+        );
+    }
+    let rep: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(rep["outcome"], "switched", "{rep}");
+    assert_eq!(rep["new_leader"], want.as_str());
+    // (Other tests distribute tables too, e.g. pgbench's: all of the group's are held.)
+    assert!(
+        rep["pause"]["held_relations"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|r| r == "citusctl_test_events")),
+        "{rep}"
+    );
+    // Afterwards: nothing held, reads go on, the row names the new leader.
+    assert_eq!(table_locks(&c, &cn), "");
+    c.sql(&cn, "SELECT count(*) FROM citusctl_test_events");
+    let (_, v) = c.list_json(&[]);
+    assert_eq!(primary_row(group(&v, "wk1"))["nodename"], c.addr(&want));
+    c.wait_ok();
+
+    // restart takes the option too: held while the leader restarts, let go after (ROLLBACK).
+    let leader = c.leader_of(&v, "wk1");
+    let r = run(c
+        .citusctl()
+        .args(["restart", "wk1", "--hold-reads", "--yes", "-f", "json"]));
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let rep: Value = serde_json::from_str(&r.stdout).unwrap();
+    let last = rep["results"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["member"], leader.as_str(), "{rep}");
+    assert!(
+        last["pause"]["held_relations"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|r| r == "citusctl_test_events")),
+        "{rep}"
+    );
+    assert_eq!(table_locks(&c, &cn), "");
+    c.wait_ok();
+
+    // The coordinator group cannot be held this way: a usage error, nothing done.
+    let r = run(c
+        .citusctl()
+        .args(["switchover", "cn", "--hold-reads", "--yes"]));
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("--hold-reads"), "{}", r.stderr);
+}
+
+/// Run `f` while a reader runs `SELECT count(*) FROM citusctl_test_events` through the
+/// coordinator leader over and over: `f`'s result, the reader's longest statement, and how many.
+fn with_steady_reader<T: Send>(
+    c: &Cluster,
+    cn: &str,
+    f: impl FnOnce() -> T + Send,
+) -> (T, Duration, u32) {
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let steady = s.spawn(|| {
+            let mut longest = Duration::ZERO;
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let t = Instant::now();
+                c.sql(cn, "SELECT count(*) FROM citusctl_test_events");
+                longest = longest.max(t.elapsed());
+                n += 1;
+            }
+            (longest, n)
+        });
+        let r = f();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (longest, n) = steady.join().unwrap();
+        (r, longest, n)
+    })
+}
+
+#[test]
+fn a_long_reader_stops_hold_reads_before_patroni_is_asked_and_no_reader_waits_long() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = cluster();
+    let v = c.wait_ok();
+    let cn = c.leader_of(&v, "cn");
+    let old = c.leader_of(&v, "wk1");
+    let before = dist_rows_full(&c, &cn);
+    let (mut reader, pid) = open_transaction(&c, &cn, "SELECT count(*) FROM citusctl_test_events");
+
+    // Meanwhile a steady reader through the coordinator: each try's pending lock queues it for
+    // at most the try's lock_timeout (100 ms), never for the whole attempt.
+    let started = Instant::now();
+    let (r, longest, n) = with_steady_reader(&c, &cn, || {
+        run(c.citusctl().args([
+            "switchover",
+            "wk1",
+            "--yes",
+            "--hold-reads",
+            "--pause-wait",
+            "3s",
+            "-f",
+            "json",
+        ]))
+    });
+    let took = started.elapsed();
+    assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+    let rep: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(rep["outcome"], "refused");
+    let blockers = rep["pause"]["blockers"].as_array().unwrap();
+    assert!(
+        blockers.iter().any(|b| b["pid"].as_i64() == Some(pid)),
+        "the long reader (pid {pid}) not named: {rep}"
+    );
+    assert!(
+        rep["error"].as_str().unwrap().contains("nothing changed"),
+        "{rep}"
+    );
+    assert!(n >= 3, "the steady reader ran {n} statements");
+    assert!(
+        longest < Duration::from_secs(1),
+        "a reader waited {longest:?} behind the tries (--pause-wait 3s)"
+    );
+    assert_eq!(dist_rows_full(&c, &cn), before);
+    let (_, v) = c.list_json(&[]);
+    assert_eq!(
+        c.leader_of(&v, "wk1"),
+        old,
+        "Patroni must not have been asked"
+    );
+    assert!(
+        reader.try_wait().unwrap().is_none(),
+        "the long reader must live on"
+    );
+    assert_eq!(pause_sessions(&c, &cn), "0", "the pause was let go");
+    // --terminate-after ends sessions in the pause's way, not readers: the LOCK keeps its short
+    // tries, and the switchover still stops before Patroni is asked.
+    let (r, longest, _) = with_steady_reader(&c, &cn, || {
+        run(c.citusctl().args([
+            "switchover",
+            "wk1",
+            "--yes",
+            "--hold-reads",
+            "--terminate-after",
+            "1s",
+            "--pause-wait",
+            "3s",
+            "-f",
+            "json",
+        ]))
+    });
+    assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        longest < Duration::from_secs(1),
+        "with --terminate-after a reader waited {longest:?} behind the tries"
+    );
+    let rep: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert!(
+        rep["pause"]["terminated"]
+            .as_array()
+            .is_none_or(|a| a.is_empty()),
+        "{rep}"
+    );
+    assert!(
+        reader.try_wait().unwrap().is_none(),
+        "the long reader must live on"
+    );
+    assert_eq!(c.leader_of(&c.list_json(&[]).1, "wk1"), old);
+    // Without --hold-reads the reader is in nobody's way: Citus' pause does not wait for reads.
+    let r = run(c.citusctl().args([
+        "switchover",
+        "wk1",
+        "--yes",
+        "--pause-wait",
+        "3s",
+        "-f",
+        "json",
+    ]));
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    c.sql(&cn, &format!("SELECT pg_terminate_backend({pid})"));
+    let _ = reader.wait();
+    c.wait_ok();
+}
+
 // ---------------------------------------------------------------------------------------------
 // The pause guard: refusals before anything is held, and Ctrl-C.
 

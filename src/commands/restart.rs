@@ -43,6 +43,13 @@ pub struct Args {
     /// had this long to finish. They are named.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub terminate_after: Option<Duration>,
+    /// Hold reads of a worker group too while its leader restarts, not only writes: the group's
+    /// distributed tables are locked (ACCESS EXCLUSIVE) on the coordinator, before the pause.
+    /// The price: meanwhile EVERY query through the coordinator on those tables waits, other
+    /// groups' shards included; queries started on worker nodes directly are not held. Needs
+    /// the right to LOCK those tables.
+    #[arg(long, conflicts_with = "no_pause")]
+    pub hold_reads: bool,
     /// Do not ask.
     #[arg(short = 'y', long, alias = "force")]
     pub yes: bool,
@@ -124,6 +131,7 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
                     wait: args.pause_wait,
                     hold: args.pause_timeout,
                     terminate_after: args.terminate_after,
+                    hold_reads: args.hold_reads,
                 };
                 let said = |s: &str| spinner.say(s);
                 let got = match targets {
@@ -132,11 +140,12 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
                         .await
                         .map(|p| {
                             spinner.say(&format!(
-                                "paused {} ({}; {} tries in {} ms)",
+                                "paused {} ({}; {} tries in {} ms){}",
                                 g.scope,
                                 p.method.describe(t[0].nodeid),
                                 p.tries,
-                                p.acquired_after.as_millis()
+                                p.acquired_after.as_millis(),
+                                p.reads_text()
                             ));
                             for s in &p.terminated {
                                 spinner.say(&format!("terminated by Citus to get the pause: {s}"));

@@ -1,6 +1,7 @@
 //! `citusctl switchover SCOPE`: a Patroni switchover of one group in which writes through the
 //! coordinator wait instead of failing. Reads of the group are not held (Citus takes no lock for
-//! a SELECT): they fail while the old leader is down, as with any switchover.
+//! a SELECT): they fail while the old leader is down, as with any switchover, unless
+//! --hold-reads also locks the group's distributed tables on the coordinator (see crate::pause).
 //!
 //! Worker group: on the coordinator leader, in one transaction per database, pause the group
 //! (`citus_pause_node_within_txn`, or renaming its primary row to `host-demoted` on Citus
@@ -79,6 +80,15 @@ pub struct Args {
     #[arg(long)]
     pub no_pause: bool,
 
+    /// Hold reads of a worker group too, not only writes: reads through the coordinator wait
+    /// instead of failing while the old leader shuts down. Inside the pause, before it, the
+    /// group's distributed tables are locked (ACCESS EXCLUSIVE) on the coordinator only, with
+    /// the same short tries as the pause. The price: while held, EVERY query through the
+    /// coordinator on those tables waits, other groups' shards included; queries started on
+    /// worker nodes directly are not held. Needs the right to LOCK those tables.
+    #[arg(long, conflicts_with_all = ["no_pause", "scheduled"])]
+    pub hold_reads: bool,
+
     /// Output format of the summary.
     #[arg(short, long, value_enum, default_value_t = Format::Pretty)]
     pub format: Format,
@@ -86,6 +96,12 @@ pub struct Args {
 
 pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
     let group = ctx.group(&args.scope)?;
+    if args.hold_reads && group.kind == GroupKind::Coordinator {
+        bail!(crate::UsageError(format!(
+            "--hold-reads holds a worker group's reads on the coordinator; {} is the coordinator group, which cannot be paused",
+            group.scope
+        )));
+    }
     let client = ctx.patroni_writer()?;
     let pg = ctx.pg_params()?;
     let started = Instant::now();
@@ -100,6 +116,7 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
         pause_timeout: args.pause_timeout,
         pause_wait: args.pause_wait,
         terminate_after: args.terminate_after,
+        hold_reads: args.hold_reads,
         scheduled: args.scheduled.clone(),
         interrupt: Some(std::sync::Arc::new(tokio::sync::Notify::new())),
     };
@@ -272,6 +289,12 @@ fn say_plan(
             group.group_id,
             humantime::format_duration(args.pause_timeout),
         ));
+        if args.hold_reads {
+            lines.push(format!(
+                "  hold reads: the tables with shards in group {} are locked on the coordinator too: EVERY query through it on them waits meanwhile (other groups' shards included); queries on worker nodes directly are not held",
+                group.group_id
+            ));
+        }
         lines.push(match args.terminate_after {
             None => format!(
                 "  getting it: short tries for up to {}, never terminating a client; then nothing changes",

@@ -64,7 +64,18 @@ impl Render for SwitchoverReport {
                     self.result.new_leader.as_deref().unwrap_or("?")
                 ));
                 if let Some(p) = self.result.paused_ms {
-                    out.push_str(&format!("  writes held: {p} ms\n"));
+                    match self
+                        .result
+                        .pause
+                        .as_ref()
+                        .and_then(|r| r.held_relations.as_ref())
+                    {
+                        Some(rels) if !rels.is_empty() => out.push_str(&format!(
+                            "  writes held: {p} ms; reads through the coordinator held too, on {}\n",
+                            rels.join(", ")
+                        )),
+                        _ => out.push_str(&format!("  writes held: {p} ms\n")),
+                    }
                 }
                 if let Some(w) = self.result.writable_after_ms {
                     out.push_str(&format!("  new leader writable after: {w} ms\n"));

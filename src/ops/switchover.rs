@@ -36,6 +36,8 @@ pub struct SwitchoverOptions {
     pub pause_wait: Duration,
     /// Let Citus terminate the sessions in the pause's way after this long.
     pub terminate_after: Option<Duration>,
+    /// Hold reads through the coordinator too (see crate::pause): worker groups only.
+    pub hold_reads: bool,
     /// Hand a scheduled switchover to Patroni (no pause).
     pub scheduled: Option<String>,
     /// Notified when the operator interrupts (the first Ctrl-C). Before Patroni is asked, the
@@ -346,6 +348,7 @@ pub async fn execute(
             wait: opts.pause_wait,
             hold: opts.pause_timeout,
             terminate_after: opts.terminate_after,
+            hold_reads: opts.hold_reads,
         };
         let acquire =
             GroupPause::acquire(pg, &cn_ep, &group.scope, &plan.targets, &popts, progress);
@@ -362,13 +365,14 @@ pub async fn execute(
         match got {
             Ok(p) => {
                 progress(&format!(
-                    "paused {} in {} ({}; {} tr{} in {} ms)",
+                    "paused {} in {} ({}; {} tr{} in {} ms){}",
                     group.scope,
                     p.databases().collect::<Vec<_>>().join(", "),
                     p.method.describe(plan.targets[0].nodeid),
                     p.tries,
                     if p.tries == 1 { "y" } else { "ies" },
-                    p.acquired_after.as_millis()
+                    p.acquired_after.as_millis(),
+                    p.reads_text()
                 ));
                 for s in &p.terminated {
                     progress(&format!("terminated by Citus to get the pause: {s}"));
