@@ -58,8 +58,8 @@ pub struct MemberFacts {
     pub receiver: Option<String>,
     /// Prepared transactions older than a minute: (gid, database, age in seconds).
     pub old_prepared: Vec<(String, String, f64)>,
-    /// Sessions of Patroni's own Citus mode (`application_name = 'Patroni citus'`, Patroni
-    /// 3.1+'s named connection of its `citus:` handler): (database, client address).
+    /// Sessions of Patroni's own Citus mode (`application_name = 'Patroni citus'`, Patroni's
+    /// named connection of its `citus:` handler; 3.0 names it just `Patroni`): (database, client).
     pub patroni_citus: Vec<(String, String)>,
 }
 

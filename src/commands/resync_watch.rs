@@ -210,19 +210,7 @@ async fn tick(
             Err(e) => return Err(format!("{}: {e} (rolled back)", db.database)),
         }
         count(&|c| c.rows_repaired += db.changes.len() as u64);
-        // A repaired row follows a leader change that had no pause: recover the 2PC
-        // transactions it may have left prepared, instead of waiting for Citus's daemon.
-        if !db.changes.is_empty() {
-            let rec = crate::ops::recover::prepared_transactions(
-                pg,
-                &coordinator,
-                std::slice::from_ref(&db.database),
-            )
-            .await;
-            if let Some(msg) = crate::ops::recover::describe(&rec) {
-                log(&msg);
-            }
-        }
+        // Logged as soon as committed: a stop during the recovery below must not lose it.
         for c in &db.changes {
             log(&format!(
                 "{}: {} {} row {} {} -> {} ({}: {})",
@@ -237,6 +225,19 @@ async fn tick(
                 c.action,
                 c.reason
             ));
+        }
+        // A repaired row follows a leader change that had no pause: recover the 2PC
+        // transactions it may have left prepared, instead of waiting for Citus's daemon.
+        if !db.changes.is_empty() {
+            let rec = crate::ops::recover::prepared_transactions(
+                pg,
+                &coordinator,
+                std::slice::from_ref(&db.database),
+            )
+            .await;
+            if let Some(msg) = crate::ops::recover::describe(&rec) {
+                log(&msg);
+            }
         }
     }
     for s in &plan.settings {
