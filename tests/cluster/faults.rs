@@ -26,20 +26,44 @@ fn assert_nothing_acknowledged_lost(c: &Cluster, cn: &str, done: u64, text: &str
     found
 }
 
-/// `resync --watch` in the background, its log captured.
-fn controller(c: &Cluster, interval: &str) -> std::process::Child {
-    c.citusctl()
-        .args(["resync", "--watch", "--interval", interval])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap()
+/// `resync --watch` in the background, its log captured; killed when dropped, so that a
+/// failed assertion never leaves a controller repairing rows under the next tests.
+struct Controller(Option<std::process::Child>);
+
+impl Controller {
+    fn id(&self) -> u32 {
+        self.0.as_ref().expect("running").id()
+    }
+    /// Wait for it to end (after a signal), with its log.
+    fn output(mut self) -> String {
+        let out = self.0.take().expect("running").wait_with_output().unwrap();
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
 }
 
-fn stop_controller(child: std::process::Child) -> String {
-    signal(child.id(), "-TERM");
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8_lossy(&out.stderr).into_owned()
+impl Drop for Controller {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn controller(c: &Cluster, interval: &str) -> Controller {
+    Controller(Some(
+        c.citusctl()
+            .args(["resync", "--watch", "--interval", interval])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ))
+}
+
+fn stop_controller(ctl: Controller) -> String {
+    signal(ctl.id(), "-TERM");
+    ctl.output()
 }
 
 /// Wait until `scope`'s leader differs from `old` and every verdict is ok; the time it took.
@@ -199,7 +223,7 @@ fn fault_two_controllers_and_a_switchover_at_once_then_one_controller_host_dies(
 
     // One controller's host dies (SIGKILL: no goodbye); Patroni switches wk2 over by itself.
     signal(a.id(), "-KILL");
-    let log_a = String::from_utf8_lossy(&a.wait_with_output().unwrap().stderr).into_owned();
+    let log_a = a.output();
     let old2 = c.leader_of(&v, "wk2");
     c.harness(&["switchover", "wk2"]);
     let took = wait_repaired(&c, "wk2", &old2, Duration::from_secs(15));
