@@ -1459,6 +1459,25 @@ fn long_writer(c: &Cluster, cn: &str) -> (std::process::Child, i64) {
     open_transaction(c, cn, &write)
 }
 
+/// A switchover stopped before Patroni was asked, in time (exit 4, outcome `refused`, within
+/// 15 s), naming session `pid` in the way and saying nothing changed; its JSON report.
+fn refused_naming(r: &Run, took: Duration, pid: i64) -> Value {
+    assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+    let rep: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(rep["outcome"], "refused");
+    let blockers = rep["pause"]["blockers"].as_array().unwrap();
+    assert!(
+        blockers.iter().any(|b| b["pid"].as_i64() == Some(pid)),
+        "pid {pid} not named: {rep}"
+    );
+    assert!(
+        rep["error"].as_str().unwrap().contains("nothing changed"),
+        "{rep}"
+    );
+    rep
+}
+
 /// Start `switchover SCOPE EXTRA...` and return once it says it asked Patroni (the pause is held).
 #[allow(clippy::zombie_processes)] // the caller waits for it
 fn switchover_until_asked(
@@ -1536,19 +1555,7 @@ fn a_long_transaction_stops_the_pause_before_patroni_is_asked_unless_terminating
         "json",
     ]));
     let took = started.elapsed();
-    assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
-    assert!(took < Duration::from_secs(15), "took {took:?}");
-    let rep: Value = serde_json::from_str(&r.stdout).unwrap();
-    assert_eq!(rep["outcome"], "refused");
-    let blockers = rep["pause"]["blockers"].as_array().unwrap();
-    assert!(
-        blockers.iter().any(|b| b["pid"].as_i64() == Some(pid)),
-        "pid {pid} not named: {rep}"
-    );
-    assert!(
-        rep["error"].as_str().unwrap().contains("nothing changed"),
-        "{rep}"
-    );
+    refused_naming(&r, took, pid);
     assert_eq!(dist_rows_full(&c, &cn), before);
     let (_, v) = c.list_json(&[]);
     assert_eq!(
@@ -1740,19 +1747,7 @@ fn a_long_reader_stops_hold_reads_before_patroni_is_asked_and_no_reader_waits_lo
         ]))
     });
     let took = started.elapsed();
-    assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
-    assert!(took < Duration::from_secs(15), "took {took:?}");
-    let rep: Value = serde_json::from_str(&r.stdout).unwrap();
-    assert_eq!(rep["outcome"], "refused");
-    let blockers = rep["pause"]["blockers"].as_array().unwrap();
-    assert!(
-        blockers.iter().any(|b| b["pid"].as_i64() == Some(pid)),
-        "the long reader (pid {pid}) not named: {rep}"
-    );
-    assert!(
-        rep["error"].as_str().unwrap().contains("nothing changed"),
-        "{rep}"
-    );
+    refused_naming(&r, took, pid);
     assert!(n >= 3, "the steady reader ran {n} statements");
     assert!(
         longest < Duration::from_secs(1),
