@@ -444,7 +444,21 @@ fn fault_a_whole_worker_group_down_while_another_switches_over_and_resync_runs()
                 "the stand-in's syncer synced a group that is down"
             );
         }
-        // resync writes nothing for a group without a leader, and says so (exit 4).
+        // resync writes nothing for a group without a leader, and says so (exit 4). Citus's
+        // metadata syncer (or the stand-in's) still owns wk1's `metadatasynced` after its
+        // switchover: the snapshot is taken once it is done with every group that is up.
+        let synced_deadline = Instant::now() + Duration::from_secs(30);
+        while c.sql(
+            &cn,
+            "SELECT count(*) FROM pg_dist_node WHERE groupid NOT IN (0, 2) AND hasmetadata AND NOT metadatasynced",
+        ) != "0"
+        {
+            assert!(
+                Instant::now() < synced_deadline,
+                "wk1's metadata was not synced within 30 s of its switchover"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
         let before = dist_rows_full(&c, &cn);
         let r = run(c.citusctl().args(["resync", "--yes", "-f", "json"]));
         assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
