@@ -142,7 +142,19 @@ impl Cluster {
                     })
                 })
             };
-            if r.code == 0 && lags_known && leaders_writable() {
+            // and Citus's metadata syncer (or the stand-in's) is done: after a switchover it
+            // still owns `metadatasynced` for a moment, which a "nothing written" snapshot of
+            // pg_dist_node must not catch half way.
+            let metadata_synced = || {
+                let cn = self.leader_of(&v, "cn");
+                self.try_sql(
+                    &cn,
+                    "SELECT count(*) FROM pg_dist_node WHERE hasmetadata AND NOT metadatasynced",
+                )
+                .as_deref()
+                    == Some("0")
+            };
+            if r.code == 0 && lags_known && leaders_writable() && metadata_synced() {
                 return v;
             }
             assert!(
