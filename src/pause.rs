@@ -240,6 +240,9 @@ pub struct GroupPause {
     held: Vec<Held>,
     /// Tries it took (all databases together).
     pub tries: u32,
+    /// Of those, tries it let go because a client waited for it while it waited (a wait cycle,
+    /// or one it could not rule out; see `EXPOSED_GRACE`).
+    pub backed_off: u32,
     /// From the first try to holding every lock.
     pub acquired_after: Duration,
     /// When the last lock was had: what clients wait for is measured from here.
@@ -249,6 +252,13 @@ pub struct GroupPause {
     /// Whether reads were asked to be held (`PauseOptions::hold_reads`).
     pub hold_reads: bool,
     hold: Duration,
+}
+
+/// Tries so far, all databases together.
+#[derive(Debug, Default)]
+struct Tries {
+    tries: u32,
+    backed_off: u32,
 }
 
 /// What a statement of the pause may take on the client, over the server's own bound.
@@ -321,29 +331,92 @@ const BLOCKERS_SQL: &str = "SELECT a.pid, a.usename::text, a.application_name, h
  WHERE a.pid = ANY (pg_catalog.pg_blocking_pids($1)) \
  ORDER BY a.xact_start NULLS LAST, a.pid";
 
-/// Does a session the pause waits for wait for the pause?
-async fn in_cycle(side: &Client, pid: i32) -> bool {
+/// What the watcher sees of a try, on the coordinator leader.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Exposure {
+    /// A session the pause waits for waits for the pause: a cycle PostgreSQL can see.
+    cycle: bool,
+    /// The pause waits for a lock.
+    waits: bool,
+    /// Some session waits for a lock the pause holds (or queues behind it).
+    waited_on: bool,
+}
+
+/// One look: three facts in one statement (`pg_blocking_pids` only for sessions that wait on a
+/// lock, so the look stays cheap under load).
+const EXPOSURE_SQL: &str = "SELECT \
+       EXISTS (SELECT 1 FROM unnest(pg_catalog.pg_blocking_pids($1)) b \
+                WHERE $1 = ANY (pg_catalog.pg_blocking_pids(b))), \
+       cardinality(pg_catalog.pg_blocking_pids($1)) > 0, \
+       EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a \
+                WHERE a.wait_event_type = 'Lock' AND a.pid <> $1 \
+                  AND $1 = ANY (pg_catalog.pg_blocking_pids(a.pid)))";
+
+async fn exposure(side: &Client, pid: i32) -> Exposure {
     within(
         Duration::from_secs(1),
         "pg_blocking_pids",
-        side.query_one(
-            "SELECT EXISTS (SELECT 1 FROM unnest(pg_catalog.pg_blocking_pids($1)) b \
-                             WHERE $1 = ANY (pg_catalog.pg_blocking_pids(b)))",
-            &[&pid],
-        ),
+        side.query_one(EXPOSURE_SQL, &[&pid]),
+    )
+    .await
+    .map(|r| Exposure {
+        cycle: r.get(0),
+        waits: r.get(1),
+        waited_on: r.get(2),
+    })
+    .unwrap_or_default()
+}
+
+/// How long a try may wait for a lock while a client waits for it, before it backs off.
+///
+/// A wait cycle through a worker (the pause waits on the coordinator for client X's shard lock,
+/// X waits on a worker for client Y's row lock, Y waits on the coordinator for the pause) is
+/// invisible on the coordinator: PostgreSQL's detector never sees it, but Citus's distributed
+/// deadlock detector does, at its next run (every `2 x deadlock_timeout`), and it cancels the
+/// youngest transaction of the cycle: the pause's try if every client in it is older, a client
+/// (which then fails) if one began after the try. Every such cycle needs someone waiting for the
+/// pause while the pause waits, and that the watcher can see. A try in that state for longer
+/// than the grace lets go: a wait that is not a cycle ends sooner (X commits), and one that is
+/// ends at the watcher's next poll instead of at the try's `lock_timeout` (up to 100 ms).
+///
+/// 25 ms: measured against none and against 100 ms (the try's own `lock_timeout`) with
+/// bench/pause_deadlocks.sh on Citus 13.0.5 (BENCHMARKS.md). With none, under heavy load some
+/// client nearly always waits for a try, and pauses took up to 7.7 s or were not had at all
+/// within 10 s.
+const EXPOSED_GRACE: Duration = Duration::from_millis(25);
+
+/// The watcher's rule: back off now? `since` is when the try was first seen both waiting and
+/// waited on, kept across polls (`None` when it was not).
+fn should_back_off(
+    seen: Exposure,
+    grace: Duration,
+    since: &mut Option<Instant>,
+    now: Instant,
+) -> bool {
+    if seen.cycle {
+        return true;
+    }
+    if seen.waits && seen.waited_on {
+        let first = *since.get_or_insert(now);
+        now.duration_since(first) >= grace
+    } else {
+        *since = None;
+        false
+    }
+}
+
+/// Cancel the pause's own try (it waits for a lock; nothing is held past the rollback). Did the
+/// server take the cancel? The pid is typed: Citus (11.0 and later) adds
+/// `pg_cancel_backend(global_pid bigint)`, and with an untyped parameter the call is ambiguous
+/// (42725), so the try would go on waiting while the watcher thinks it let go.
+async fn cancel(side: &Client, pid: i32) -> bool {
+    within(
+        Duration::from_secs(1),
+        "pg_cancel_backend",
+        side.query_one("SELECT pg_catalog.pg_cancel_backend($1::integer)", &[&pid]),
     )
     .await
     .is_ok_and(|r| r.get(0))
-}
-
-/// Cancel the pause's own try (it waits for a lock; nothing is held past the rollback).
-async fn cancel(side: &Client, pid: i32) {
-    let _ = within(
-        Duration::from_secs(1),
-        "pg_cancel_backend",
-        side.execute("SELECT pg_catalog.pg_cancel_backend($1)", &[&pid]),
-    )
-    .await;
 }
 
 async fn blockers(side: &Client, pid: i32) -> Vec<Session> {
@@ -552,6 +625,19 @@ fn ms(d: Duration) -> u64 {
 }
 
 impl GroupPause {
+    /// "1 try", "3 tries" or "3 tries, 2 let go for a client waiting on the pause", for
+    /// progress lines.
+    pub fn tries_text(&self) -> String {
+        let n = match self.tries {
+            1 => "1 try".to_owned(),
+            n => format!("{n} tries"),
+        };
+        match self.backed_off {
+            0 => n,
+            b => format!("{n}, {b} let go for a client waiting on the pause"),
+        }
+    }
+
     /// Pause `scope` in every target database on the coordinator leader `cn`, within
     /// `opts.wait`. On any failure every lock already had is let go: nothing changed.
     /// `on_try` hears of each lost try (for progress lines).
@@ -570,7 +656,7 @@ impl GroupPause {
         };
         let deadline = started + budget;
         let mut held: Vec<Held> = Vec::new();
-        let mut tries = 0;
+        let mut tries = Tries::default();
         let mut terminated = Vec::new();
         let mut method = PauseMethod::Function;
         for t in targets {
@@ -590,7 +676,8 @@ impl GroupPause {
             scope: scope.to_owned(),
             method,
             held,
-            tries,
+            tries: tries.tries,
+            backed_off: tries.backed_off,
             acquired_after: started.elapsed(),
             held_since: Instant::now(),
             terminated,
@@ -607,7 +694,7 @@ impl GroupPause {
         t: &PauseTarget,
         opts: &PauseOptions,
         deadline: Instant,
-        tries: &mut u32,
+        count: &mut Tries,
         on_try: &(dyn Fn(&str) + Sync),
     ) -> Result<(Held, PauseMethod, Vec<Session>), PauseError> {
         let connect_err = |source| PauseError::Connect {
@@ -636,7 +723,8 @@ impl GroupPause {
         let mut seen: Vec<Session> = Vec::new();
         let first = Instant::now();
         loop {
-            *tries += 1;
+            count.tries += 1;
+            let tries = count.tries;
             let setup = format!(
                 "BEGIN; SET LOCAL lock_timeout = {}; SET LOCAL statement_timeout = {}; \
                  SET LOCAL idle_in_transaction_session_timeout = {}{}",
@@ -653,29 +741,54 @@ impl GroupPause {
             // the group's shards and now waits for one the pause holds forms a cycle with it.
             // PostgreSQL's own detector never fires (the try gives up before deadlock_timeout),
             // but Citus's distributed deadlock detector (every 2 x deadlock_timeout) would, and it
-            // cancels the youngest *distributed* transaction in the cycle: the client's, never
-            // the pause's (which has no distributed transaction id). So the pause backs off the
-            // moment it closes a cycle, by cancelling its own try. The watcher also notes who is
-            // in the way, to name them when the budget runs out or Citus terminates them.
+            // cancels the youngest distributed transaction in the cycle: a client's, if it began
+            // after the try. So the pause backs off, by cancelling its own try, the moment it
+            // closes a cycle, and when it has waited while waited on for longer than
+            // `EXPOSED_GRACE` (a cycle through a worker, see there). The watcher also notes who
+            // is in the way, to name them when the budget runs out or Citus terminates them.
             let watched = std::cell::RefCell::new(Vec::new());
             let backed_off = std::cell::Cell::new(false);
+            let cancel_sent = std::cell::Cell::new(false);
             let result = {
                 let tables = opts.hold_reads.then_some(TableLock {
                     short: lock_timeout_for(Duration::from_millis(deadlock_ms.max(1) as u64)),
                     then: lock_timeout,
                 });
-                let attempt = call(&c, method, t, force, cooldown_ms, limit, tables);
+                // The try ends with the hold limit in place of the short lock_timeout (later
+                // statements, the caller's steps, are bounded by it): still within the watched
+                // attempt, so that a cancel of the watcher that comes late lands here, as a lost
+                // race, and never on a statement after it.
+                let attempt = async {
+                    let relations = call(&c, method, t, force, cooldown_ms, limit, tables).await?;
+                    within(
+                        Duration::from_secs(10),
+                        "SET LOCAL lock_timeout",
+                        c.batch_execute(&format!("SET LOCAL lock_timeout = {}", ms(hold))),
+                    )
+                    .await?;
+                    Ok::<_, PgError>(relations)
+                };
                 match &side {
                     Some(s) => {
                         let watch = async {
                             let mut n: u32 = 0;
+                            let mut exposed_since = None;
                             loop {
                                 tokio::time::sleep(Duration::from_millis(10)).await;
                                 n += 1;
-                                if !force && in_cycle(s, pid).await {
-                                    backed_off.set(true);
-                                    cancel(s, pid).await;
-                                    std::future::pending::<()>().await;
+                                if !force
+                                    && should_back_off(
+                                        exposure(s, pid).await,
+                                        EXPOSED_GRACE,
+                                        &mut exposed_since,
+                                        Instant::now(),
+                                    )
+                                {
+                                    cancel_sent.set(true);
+                                    if cancel(s, pid).await {
+                                        backed_off.set(true);
+                                        std::future::pending::<()>().await;
+                                    }
                                 }
                                 if n.is_multiple_of(5) {
                                     let b = blockers(s, pid).await;
@@ -693,13 +806,26 @@ impl GroupPause {
                     None => attempt.await,
                 }
             };
+            // A cancel the watcher sent as the try ended has reached the server once a later
+            // statement on the watcher's session is answered: it then hit the try, or the
+            // session while idle (where the server drops it), never what follows.
+            if cancel_sent.get()
+                && let Some(s) = &side
+            {
+                let _ = within(
+                    Duration::from_secs(1),
+                    "SELECT 1",
+                    s.batch_execute("SELECT 1"),
+                )
+                .await;
+            }
             let last = watched.into_inner();
             if !last.is_empty() {
                 seen = last;
             }
             let result = match result {
                 // Our own cancel: a lost race like a lock timeout.
-                Err(e) if backed_off.get() && e.sqlstate() == Some("57014") => {
+                Err(e) if cancel_sent.get() && e.sqlstate() == Some("57014") => {
                     Err(PgError::Query {
                         code: Some("55P03".into()),
                         message: "backed off: a client waited for the pause while the pause waited for it".into(),
@@ -707,17 +833,11 @@ impl GroupPause {
                 }
                 r => r,
             };
+            if backed_off.get() {
+                count.backed_off += 1;
+            }
             match result {
                 Ok(relations) => {
-                    // The pause holds; later statements of this transaction (the caller's
-                    // steps) are bounded by the hold limit instead of the short try.
-                    within(
-                        Duration::from_secs(10),
-                        "SET LOCAL lock_timeout",
-                        c.batch_execute(&format!("SET LOCAL lock_timeout = {}", ms(hold))),
-                    )
-                    .await
-                    .map_err(connect_err)?;
                     let ended = if force {
                         still_gone(side.as_ref(), &seen).await
                     } else {
@@ -772,14 +892,14 @@ impl GroupPause {
                             PauseError::Busy {
                                 scope: scope.to_owned(),
                                 database: t.database.clone(),
-                                tries: *tries,
+                                tries,
                                 waited: Duration::from_millis(first.elapsed().as_millis() as u64),
                                 lock_timeout,
                                 blockers: seen,
                             }
                         });
                     }
-                    if *tries == 1 || (*tries).is_multiple_of(10) {
+                    if tries == 1 || tries.is_multiple_of(10) {
                         on_try(&format!(
                             "{scope} in {}: try {} lost a lock race ({}); trying again",
                             t.database, tries, e
@@ -1013,6 +1133,8 @@ pub struct PauseReport {
     /// `function` (citus_pause_node_within_txn) or `rename` (Citus before 12.1).
     pub method: PauseMethod,
     pub tries: u32,
+    /// Of those, tries let go because a client waited for the pause while it waited.
+    pub backed_off: u32,
     /// From the first try to holding every lock.
     pub acquired_after_ms: Option<u64>,
     /// From holding the locks to letting go.
@@ -1031,6 +1153,7 @@ impl PauseReport {
         PauseReport {
             method: p.method,
             tries: p.tries,
+            backed_off: p.backed_off,
             acquired_after_ms: Some(p.acquired_after.as_millis() as u64),
             held_ms: None,
             terminated: p.terminated.clone(),
@@ -1104,6 +1227,50 @@ mod tests {
             port: 5432,
         };
         assert_eq!(restore_step(PauseMethod::Rename, &target(), &[moved]), None);
+    }
+
+    #[test]
+    fn the_watcher_backs_off_at_a_cycle_and_when_waited_on_while_waiting() {
+        let t0 = Instant::now();
+        let grace = Duration::from_millis(20);
+        let later = t0 + grace;
+        let mut since = None;
+        // Waiting alone (nobody behind the pause) is a lock race like any other: wait on.
+        let waits = Exposure {
+            waits: true,
+            ..Exposure::default()
+        };
+        assert!(!should_back_off(waits, Duration::ZERO, &mut since, t0));
+        assert!(!should_back_off(waits, grace, &mut since, later));
+        assert_eq!(since, None);
+        // Holding with clients queued behind, waiting for nothing: the pause is about to hold.
+        let held = Exposure {
+            waited_on: true,
+            ..Exposure::default()
+        };
+        assert!(!should_back_off(held, Duration::ZERO, &mut since, later));
+        // A local cycle: at once, whatever the grace.
+        let cycle = Exposure {
+            cycle: true,
+            waits: true,
+            waited_on: true,
+        };
+        assert!(should_back_off(cycle, EXPOSED_GRACE, &mut None, t0));
+        // Waiting while waited on: once it has lasted the grace, counted from the first look
+        // that saw it, and the count starts again when it stops.
+        let exposed = Exposure {
+            waits: true,
+            waited_on: true,
+            ..Exposure::default()
+        };
+        assert!(should_back_off(exposed, Duration::ZERO, &mut None, t0));
+        let mut since = None;
+        assert!(!should_back_off(exposed, grace, &mut since, t0));
+        assert_eq!(since, Some(t0));
+        assert!(!should_back_off(exposed, grace, &mut since, t0 + grace / 2));
+        assert!(should_back_off(exposed, grace, &mut since, later));
+        assert!(!should_back_off(waits, grace, &mut since, later));
+        assert_eq!(since, None);
     }
 
     #[test]

@@ -1471,6 +1471,109 @@ fn long_writer(c: &Cluster, cn: &str) -> (std::process::Child, i64) {
     open_transaction(c, cn, &write)
 }
 
+/// A statement that writes to shard `shardid` of `citusctl_test_events` through the coordinator
+/// `cn` and holds it to the end of its transaction, as a Citus client's write does (the stand-in:
+/// the shard's shared lock, which its pause takes in exclusive mode).
+fn write_to_shard(c: &Cluster, cn: &str, shardid: &str) -> String {
+    if real_citus(c) {
+        let id = c.sql(
+            cn,
+            &format!(
+                "SELECT g FROM generate_series(1, 10000) g \
+                  WHERE get_shard_id_for_distribution_column('citusctl_test_events', g) = {shardid} LIMIT 1"
+            ),
+        );
+        format!(
+            "INSERT INTO citusctl_test_events VALUES ({id}, 'cycle') ON CONFLICT (id) DO UPDATE SET note = 'cycle'"
+        )
+    } else {
+        format!("SELECT pg_advisory_xact_lock_shared(1129878612, {shardid})")
+    }
+}
+
+#[test]
+fn a_client_in_a_wait_cycle_with_the_pause_goes_on_and_the_pause_lets_go_and_tries_again() {
+    use std::io::Write;
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = cluster();
+    let v = c.wait_ok();
+    let cn = c.leader_of(&v, "cn");
+    let old = c.leader_of(&v, "wk1");
+    // The pause takes wk1's shards one after the other in shard order. The client writes the
+    // last one, waits until the pause waits for it (holding the first ones by then; caught in
+    // the wait's first 20 ms, well within the try's lock_timeout), and writes the first: each
+    // waits for the other. PostgreSQL's detector would end that after
+    // deadlock_timeout, Citus's distributed one (every 2 s) by cancelling the youngest: the
+    // client, if it began after the try. The pause's watcher lets go of the try first.
+    let shards = c.sql(
+        &cn,
+        "SELECT min(p.shardid) || ' ' || max(p.shardid) FROM pg_dist_placement p \
+           JOIN pg_dist_shard s USING (shardid) \
+          WHERE p.groupid = 1 AND s.logicalrelid = 'citusctl_test_events'::regclass",
+    );
+    let (first, last) = shards.split_once(' ').unwrap();
+    assert_ne!(first, last);
+    let script = format!(
+        "BEGIN;\n{};\n\
+         DO $$ BEGIN FOR i IN 1 .. 10000 LOOP \
+            EXIT WHEN EXISTS (SELECT 1 FROM pg_stat_activity a JOIN pg_locks l USING (pid) \
+                               WHERE a.application_name = 'citusctl pause wk1' AND NOT l.granted \
+                                 AND clock_timestamp() - l.waitstart < interval '20 ms'); \
+            PERFORM pg_sleep(0.002); END LOOP; END $$;\n\
+         SELECT 'waited for by the pause';\n{};\nCOMMIT;\nSELECT 'client committed';\n",
+        write_to_shard(&c, &cn, last),
+        write_to_shard(&c, &cn, first),
+    );
+    let mut client = Command::new("bash")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/cluster/cluster.sh"
+        ))
+        .args(["psql", "--dir"])
+        .arg(&c.dir)
+        .args([cn.as_str(), "-XAtq", "-v", "ON_ERROR_STOP=1"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("psql");
+    client
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    let r = run(c
+        .citusctl()
+        .args(["switchover", "wk1", "--yes", "-f", "json"]));
+    let out = client.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success()
+            && said.contains("waited for by the pause")
+            && said.contains("client committed"),
+        "the client's transaction did not commit:\n{said}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let rep: Value = serde_json::from_str(&r.stdout).unwrap();
+    let backed_off = rep["pause"]["backed_off"].as_u64().unwrap();
+    assert!(
+        backed_off >= 1 && rep["pause"]["tries"].as_u64().unwrap() > backed_off,
+        "the pause did not let go of a try for the waiting client: {rep}\n{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("let go for a client waiting on the pause"),
+        "{}",
+        r.stderr
+    );
+    let (_, v) = c.list_json(&[]);
+    assert_ne!(c.leader_of(&v, "wk1"), old);
+    c.wait_ok();
+}
+
 /// A switchover stopped before Patroni was asked, in time (exit 4, outcome `refused`, within
 /// 15 s), naming session `pid` in the way and saying nothing changed; its JSON report.
 fn refused_naming(r: &Run, took: Duration, pid: i64) -> Value {

@@ -140,10 +140,10 @@ pub async fn run(ctx: Context, args: Args) -> anyhow::Result<Exit> {
                         .await
                         .map(|p| {
                             spinner.say(&format!(
-                                "paused {} ({}; {} tries in {} ms){}",
+                                "paused {} ({}; {} in {} ms){}",
                                 g.scope,
                                 p.method.describe(t[0].nodeid),
-                                p.tries,
+                                p.tries_text(),
                                 p.acquired_after.as_millis(),
                                 p.reads_text()
                             ));

@@ -365,12 +365,11 @@ pub async fn execute(
         match got {
             Ok(p) => {
                 progress(&format!(
-                    "paused {} in {} ({}; {} tr{} in {} ms){}",
+                    "paused {} in {} ({}; {} in {} ms){}",
                     group.scope,
                     p.databases().collect::<Vec<_>>().join(", "),
                     p.method.describe(plan.targets[0].nodeid),
-                    p.tries,
-                    if p.tries == 1 { "y" } else { "ies" },
+                    p.tries_text(),
                     p.acquired_after.as_millis(),
                     p.reads_text()
                 ));

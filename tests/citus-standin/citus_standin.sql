@@ -1206,6 +1206,15 @@ END
 $$;
 
 -- Citus revokes the node-management functions from PUBLIC
+-- Citus (11.0 and later) overloads pg_cancel_backend and pg_terminate_backend in pg_catalog with a global process id
+-- (node id * 10^10 + pid). Reproduced for what it does to callers: `pg_catalog.pg_cancel_backend($1)` with an untyped
+-- parameter is then ambiguous (42725 "function pg_catalog.pg_cancel_backend(unknown) is not unique"). The stand-in's
+-- versions act on this node's backends only.
+CREATE OR REPLACE FUNCTION pg_catalog.pg_cancel_backend(global_pid bigint) RETURNS boolean
+    LANGUAGE sql AS $$ SELECT pg_catalog.pg_cancel_backend((global_pid % 10000000000)::integer) $$;
+CREATE OR REPLACE FUNCTION pg_catalog.pg_terminate_backend(global_pid bigint, timeout bigint DEFAULT 0) RETURNS boolean
+    LANGUAGE sql AS $$ SELECT pg_catalog.pg_terminate_backend((global_pid % 10000000000)::integer, timeout) $$;
+
 REVOKE ALL ON FUNCTION
     pg_catalog.citus_add_node(text, integer, integer, pg_catalog.noderole, name),
     pg_catalog.citus_add_inactive_node(text, integer, integer, pg_catalog.noderole, name),
