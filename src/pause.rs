@@ -747,7 +747,6 @@ impl GroupPause {
             // `EXPOSED_GRACE` (a cycle through a worker, see there). The watcher also notes who
             // is in the way, to name them when the budget runs out or Citus terminates them.
             let watched = std::cell::RefCell::new(Vec::new());
-            let backed_off = std::cell::Cell::new(false);
             let cancel_sent = std::cell::Cell::new(false);
             let result = {
                 let tables = opts.hold_reads.then_some(TableLock {
@@ -786,7 +785,6 @@ impl GroupPause {
                                 {
                                     cancel_sent.set(true);
                                     if cancel(s, pid).await {
-                                        backed_off.set(true);
                                         std::future::pending::<()>().await;
                                     }
                                 }
@@ -824,8 +822,10 @@ impl GroupPause {
                 seen = last;
             }
             let result = match result {
-                // Our own cancel: a lost race like a lock timeout.
+                // Our own cancel: a lost race like a lock timeout. Counted here, where it is
+                // seen to have hit the try (its answer can come before the watcher's own).
                 Err(e) if cancel_sent.get() && e.sqlstate() == Some("57014") => {
+                    count.backed_off += 1;
                     Err(PgError::Query {
                         code: Some("55P03".into()),
                         message: "backed off: a client waited for the pause while the pause waited for it".into(),
@@ -833,9 +833,6 @@ impl GroupPause {
                 }
                 r => r,
             };
-            if backed_off.get() {
-                count.backed_off += 1;
-            }
             match result {
                 Ok(relations) => {
                     let ended = if force {
