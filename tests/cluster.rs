@@ -1453,28 +1453,29 @@ fn open_transaction(c: &Cluster, cn: &str, first: &str) -> (std::process::Child,
     }
 }
 
-/// A transaction on one of wk1's shards, open for 30 s through the coordinator leader.
+/// A transaction on wk1's first shard, open for 30 s through the coordinator leader.
 fn long_writer(c: &Cluster, cn: &str) -> (std::process::Child, i64) {
-    let write = if real_citus(c) {
-        let id = c.sql(
-            cn,
-            "SELECT g FROM generate_series(1, 1000) g WHERE (SELECT groupid FROM pg_dist_placement \
-              WHERE shardid = get_shard_id_for_distribution_column('citusctl_test_events', g)) = 1 LIMIT 1",
-        );
-        format!(
-            "INSERT INTO citusctl_test_events VALUES ({id}, 'long writer') ON CONFLICT (id) DO UPDATE SET note = 'long writer'"
-        )
-    } else {
-        // The shared lock of wk1's first shard, as a Citus write to that shard takes it.
-        "SELECT pg_advisory_xact_lock_shared(1129878612, (SELECT min(shardid) FROM pg_dist_placement WHERE groupid = 1)::int)".to_owned()
-    };
-    open_transaction(c, cn, &write)
+    let (first, _) = wk1_shards(c, cn);
+    open_transaction(c, cn, &write_to_shard(c, cn, &first, "long writer"))
+}
+
+/// The first and the last of wk1's shards of `citusctl_test_events`, in shard order (the order
+/// the pause takes them in).
+fn wk1_shards(c: &Cluster, cn: &str) -> (String, String) {
+    let shards = c.sql(
+        cn,
+        "SELECT min(p.shardid) || ' ' || max(p.shardid) FROM pg_dist_placement p \
+           JOIN pg_dist_shard s USING (shardid) \
+          WHERE p.groupid = 1 AND s.logicalrelid = 'citusctl_test_events'::regclass",
+    );
+    let (first, last) = shards.split_once(' ').unwrap();
+    (first.to_owned(), last.to_owned())
 }
 
 /// A statement that writes to shard `shardid` of `citusctl_test_events` through the coordinator
 /// `cn` and holds it to the end of its transaction, as a Citus client's write does (the stand-in:
 /// the shard's shared lock, which its pause takes in exclusive mode).
-fn write_to_shard(c: &Cluster, cn: &str, shardid: &str) -> String {
+fn write_to_shard(c: &Cluster, cn: &str, shardid: &str, note: &str) -> String {
     if real_citus(c) {
         let id = c.sql(
             cn,
@@ -1484,7 +1485,7 @@ fn write_to_shard(c: &Cluster, cn: &str, shardid: &str) -> String {
             ),
         );
         format!(
-            "INSERT INTO citusctl_test_events VALUES ({id}, 'cycle') ON CONFLICT (id) DO UPDATE SET note = 'cycle'"
+            "INSERT INTO citusctl_test_events VALUES ({id}, '{note}') ON CONFLICT (id) DO UPDATE SET note = '{note}'"
         )
     } else {
         format!("SELECT pg_advisory_xact_lock_shared(1129878612, {shardid})")
@@ -1505,13 +1506,7 @@ fn a_client_in_a_wait_cycle_with_the_pause_goes_on_and_the_pause_lets_go_and_tri
     // waits for the other. PostgreSQL's detector would end that after
     // deadlock_timeout, Citus's distributed one (every 2 s) by cancelling the youngest: the
     // client, if it began after the try. The pause's watcher lets go of the try first.
-    let shards = c.sql(
-        &cn,
-        "SELECT min(p.shardid) || ' ' || max(p.shardid) FROM pg_dist_placement p \
-           JOIN pg_dist_shard s USING (shardid) \
-          WHERE p.groupid = 1 AND s.logicalrelid = 'citusctl_test_events'::regclass",
-    );
-    let (first, last) = shards.split_once(' ').unwrap();
+    let (first, last) = wk1_shards(&c, &cn);
     assert_ne!(first, last);
     let script = format!(
         "BEGIN;\n{};\n\
@@ -1521,8 +1516,8 @@ fn a_client_in_a_wait_cycle_with_the_pause_goes_on_and_the_pause_lets_go_and_tri
                                  AND clock_timestamp() - l.waitstart < interval '20 ms'); \
             PERFORM pg_sleep(0.002); END LOOP; END $$;\n\
          SELECT 'waited for by the pause';\n{};\nCOMMIT;\nSELECT 'client committed';\n",
-        write_to_shard(&c, &cn, last),
-        write_to_shard(&c, &cn, first),
+        write_to_shard(&c, &cn, &last, "cycle"),
+        write_to_shard(&c, &cn, &first, "cycle"),
     );
     let mut client = Command::new("bash")
         .arg(concat!(
